@@ -1,0 +1,1 @@
+"""lfsrepo's Repository workflow: large files in git repositories with Git LFS."""
