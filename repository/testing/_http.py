@@ -1,0 +1,174 @@
+"""Small WSGI helpers shared by the git and LFS apps: JSON errors, streamed request bodies.
+
+Example:
+    >>> status, headers, body = json_response(404, {"message": "not found"})
+    >>> status
+    '404 Not Found'
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any
+
+from .faults import Throttle
+
+CHUNK = 1 << 20  # 1 MiB reads: large enough that syscalls, not Python, set the pace
+LFS_JSON = "application/vnd.git-lfs+json"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
+
+
+class HttpError(Exception):
+    """An error answered to the client as JSON ``{"message": ...}`` with an HTTP status.
+
+    Example:
+        >>> HttpError(422, "bad oid").status
+        422
+    """
+
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+class ConnectionDropped(ConnectionAbortedError):
+    """Raised after the server closed a connection on purpose; the WSGI server ignores it.
+
+    Example:
+        >>> issubclass(ConnectionDropped, ConnectionError)
+        True
+    """
+
+
+def status_line(code: int) -> str:
+    """``"404 Not Found"`` for 404.
+
+    Example:
+        >>> status_line(200)
+        '200 OK'
+    """
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def json_response(
+    code: int, payload: Any, headers: list[tuple[str, str]] | None = None,
+    content_type: str = LFS_JSON,
+) -> Response:
+    """A complete JSON response as ``(status, headers, body)``.
+
+    Example:
+        >>> json_response(200, {})[2]
+        [b'{}']
+    """
+    body = json.dumps(payload).encode()
+    all_headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    return status_line(code), all_headers + (headers or []), [body]
+
+
+def read_json(environ: Environ, limit: int = 16 << 20) -> Any:
+    """Parse the request body as JSON; a 4xx :class:`HttpError` if it is too large or malformed.
+
+    Example:
+        >>> import io
+        >>> read_json({"CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")})
+        {}
+    """
+    length = content_length(environ)
+    if length is None:
+        data = b"".join(body_chunks(environ, None, limit=limit + 1))
+    elif length > limit:
+        raise HttpError(413, f"JSON body over {limit} bytes")
+    else:
+        data = b"".join(body_chunks(environ, length))
+    if len(data) > limit:
+        raise HttpError(413, f"JSON body over {limit} bytes")
+    try:
+        return json.loads(data)
+    except ValueError as error:
+        raise HttpError(400, f"malformed JSON: {error}") from None
+
+
+def content_length(environ: Environ) -> int | None:
+    """The request's Content-Length, or None for a chunked body; 4xx if missing or invalid.
+
+    Example:
+        >>> content_length({"CONTENT_LENGTH": "12"})
+        12
+    """
+    if environ.get("wsgi.input_terminated"):
+        return None
+    raw = environ.get("CONTENT_LENGTH") or ""
+    if not raw:
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return 0
+        raise HttpError(411, "Content-Length required")
+    if not raw.isdigit():
+        raise HttpError(400, f"invalid Content-Length {raw!r}")
+    return int(raw)
+
+
+def body_chunks(
+    environ: Environ, length: int | None, *, limit: int | None = None,
+    throttle: Throttle | None = None, stop_after: int | None = None,
+) -> Iterator[memoryview]:
+    """Yield the request body in views of one reused 1 MiB buffer (use each before the next).
+
+    ``length`` None reads to the end (chunked bodies); ``limit`` stops reading early;
+    ``stop_after`` ends the stream after that many bytes (used to drop a body halfway).
+    A body that ends before ``length`` raises :class:`ConnectionError`.
+
+    Example:
+        >>> import io
+        >>> env = {"wsgi.input": io.BytesIO(b"abc")}
+        >>> b"".join(bytes(c) for c in body_chunks(env, 3))
+        b'abc'
+    """
+    stream = environ["wsgi.input"]
+    size = CHUNK
+    if throttle is not None and throttle.rate:
+        size = max(16 << 10, min(CHUNK, int(throttle.rate / 20)))  # smooth low rates
+    buf = memoryview(bytearray(size))
+    remaining = length
+    done = 0
+    while remaining is None or remaining > 0:
+        want = size if remaining is None else min(size, remaining)
+        if limit is not None:
+            want = min(want, limit - done)
+        if stop_after is not None:
+            want = min(want, stop_after - done)
+        if want <= 0:
+            return
+        n = stream.readinto(buf[:want])
+        if not n:
+            if remaining is None:
+                return
+            raise ConnectionError(f"request body ended after {done} of {length} bytes")
+        done += n
+        if remaining is not None:
+            remaining -= n
+        if throttle is not None:
+            throttle.sent(n)
+        yield buf[:n]
+
+
+def drop_connection(environ: Environ) -> None:
+    """Close the client's connection now and abort the request (fault injection).
+
+    Example:
+        >>> drop_connection({})  # doctest: +SKIP
+    """
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionDropped("connection dropped by fault injection")

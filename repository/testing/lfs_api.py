@@ -1,0 +1,294 @@
+"""The Git LFS API of the local server: batch, basic transfers, verify, HF-style multipart.
+
+Routes, under ``/<repo>.git/info/lfs``:
+``POST objects/batch``, ``PUT|GET objects/<oid>`` (basic), ``POST verify``,
+``PUT multipart/<oid>/<upload>/<part>`` (part, answers an ETag) and
+``POST multipart/<oid>/<upload>`` (completion). Object and part URLs are signed (see auth.py).
+
+Example:
+    >>> LfsApi.split_path("/ns/m.git/info/lfs/objects/batch")
+    ('ns/m', 'objects/batch')
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+from ._http import (
+    CHUNK, Environ, HttpError, Response, body_chunks, content_length, drop_connection,
+    json_response, read_json, status_line,
+)
+from .auth import Auth
+from .faults import FaultInjector
+from .repos import RepoStore, normalize_name
+from .storage import ObjectStore, StorageError, check_oid, check_size
+
+LFS_PATH_RE = re.compile(r"(?P<repo>/.+?)(?:\.git)?/info/lfs/(?P<rest>.*)")
+MAX_PARTS = 10_000
+URL_TTL_S = 3600
+
+
+class LfsApi:
+    """Serves the LFS API over one :class:`ObjectStore`, shared by all repositories.
+
+    Example:
+        >>> LfsApi.split_path("/a/b/info/lfs/verify")
+        ('a/b', 'verify')
+    """
+
+    def __init__(
+        self, store: ObjectStore, repos: RepoStore, auth: Auth, *,
+        multipart_threshold: int, chunk_size: int, auto_create: bool,
+        injector: Callable[[], FaultInjector],
+    ) -> None:
+        self.store = store
+        self.repos = repos
+        self.auth = auth
+        self.multipart_threshold = multipart_threshold
+        self.chunk_size = chunk_size
+        self.auto_create = auto_create
+        self.injector = injector
+        self._received: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def split_path(path: str) -> tuple[str, str] | None:
+        """``(repo name, route)`` for an LFS path, None for any other path.
+
+        Example:
+            >>> LfsApi.split_path("/a/b.git/info/refs") is None
+            True
+        """
+        match = LFS_PATH_RE.fullmatch(path)
+        if not match:
+            return None
+        try:
+            return normalize_name(match["repo"]), match["rest"]
+        except ValueError as error:
+            raise HttpError(400, str(error)) from None
+
+    def bytes_received(self, oid: str) -> int:
+        """All body bytes received for ``oid`` so far: basic PUTs and parts, failed ones included.
+
+        Example:
+            >>> LfsApi.bytes_received.__name__
+            'bytes_received'
+        """
+        with self._lock:
+            return self._received.get(oid, 0)
+
+    def __call__(self, environ: Environ, name: str, route: str) -> Response:
+        """Handle one LFS request for repository ``name``.
+
+        Example:
+            >>> # called by LocalGitServer's dispatcher, e.g. api(environ, "ns/m", "objects/batch")
+        """
+        method = environ["REQUEST_METHOD"]
+        parts = route.split("/")
+        try:
+            if route == "objects/batch" and method == "POST":
+                self.auth.require(environ, lfs=True)
+                return self._batch(environ, name)
+            self.auth.require(environ, lfs=True, allow_signed=True)
+            if route == "verify" and method == "POST":
+                return self._verify(environ)
+            if len(parts) == 2 and parts[0] == "objects" and method == "PUT":
+                return self._basic_upload(environ, check_oid(parts[1]))
+            if len(parts) == 2 and parts[0] == "objects" and method in ("GET", "HEAD"):
+                return self._download(environ, check_oid(parts[1]))
+            if len(parts) == 4 and parts[0] == "multipart" and method == "PUT":
+                if not parts[3].isdigit():
+                    raise HttpError(404, f"invalid part number {parts[3][:20]!r}")
+                return self._upload_part(environ, check_oid(parts[1]), parts[2], int(parts[3]))
+            if len(parts) == 3 and parts[0] == "multipart" and method == "POST":
+                return self._complete(environ, check_oid(parts[1]), parts[2])
+        except StorageError as error:
+            raise HttpError(error.status, error.message) from None
+        raise HttpError(404, f"no LFS route {method} {route[:200]}")
+
+    # -- batch ------------------------------------------------------------------------------
+
+    def _batch(self, environ: Environ, name: str) -> Response:
+        request = read_json(environ)
+        if not isinstance(request, dict):
+            raise HttpError(422, "batch request must be a JSON object")
+        operation = request.get("operation")
+        if operation not in ("upload", "download"):
+            raise HttpError(422, "'operation' must be 'upload' or 'download'")
+        if request.get("hash_algo", "sha256") != "sha256":
+            raise HttpError(409, "only hash_algo sha256 is supported")
+        transfers = request.get("transfers") or ["basic"]
+        objects = request.get("objects")
+        if not isinstance(transfers, list) or not isinstance(objects, list) or not objects:
+            raise HttpError(422, "'objects' must be a non-empty list and 'transfers' a list")
+        wanted: list[tuple[str, int]] = []
+        for item in objects:
+            if not isinstance(item, dict):
+                raise HttpError(422, "each object must be {oid, size}")
+            try:
+                wanted.append((check_oid(item.get("oid")), check_size(item.get("size"))))
+            except StorageError as error:
+                raise HttpError(422, error.message) from None
+        if not self.repos.exists(name):
+            if not (operation == "upload" and self.auto_create):
+                raise HttpError(404, f"repository {name} not found")
+            self.repos.create(name, exist_ok=True)
+        base = f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}/{name}.git/info/lfs"
+        if operation == "download":
+            return json_response(200, {"transfer": "basic", "objects": [
+                self._download_entry(base, oid, size) for oid, size in wanted]})
+        multipart = "multipart" in transfers and any(
+            size > self.multipart_threshold and self.store.size(oid) is None for oid, size in wanted
+        )
+        return json_response(200, {
+            "transfer": "multipart" if multipart else "basic",
+            "objects": [self._upload_entry(base, oid, size, multipart) for oid, size in wanted],
+        })
+
+    def _href(self, base: str, path: str) -> dict[str, Any]:
+        full = base + "/" + path
+        local = "/" + full.split("/", 3)[3]
+        return {"href": f"{full}?sig={self.auth.sign(local)}", "expires_in": URL_TTL_S}
+
+    def _download_entry(self, base: str, oid: str, size: int) -> dict[str, Any]:
+        have = self.store.size(oid)
+        if have is None:
+            return {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
+        return {"oid": oid, "size": have, "authenticated": True,
+                "actions": {"download": self._href(base, f"objects/{oid}")}}
+
+    def _upload_entry(self, base: str, oid: str, size: int, multipart: bool) -> dict[str, Any]:
+        have = self.store.size(oid)
+        if have is not None:
+            if have != size:
+                return {"oid": oid, "size": size, "error": {
+                    "code": 422, "message": f"object exists with size {have}, not {size}"}}
+            return {"oid": oid, "size": size, "authenticated": True}
+        verify = self._href(base, "verify")
+        if not (multipart and size > self.multipart_threshold):
+            return {"oid": oid, "size": size, "authenticated": True, "actions": {
+                "upload": self._href(base, f"objects/{oid}"), "verify": verify}}
+        chunk = max(self.chunk_size, -(-size // MAX_PARTS))
+        upload = self.store.multipart(oid, size, chunk)
+        prefix = f"multipart/{oid}/{quote(upload.upload_id)}"
+        header = {"chunk_size": str(upload.chunk_size)}
+        for n in range(1, upload.part_count + 1):
+            header[f"{n:05d}"] = self._href(base, f"{prefix}/{n}")["href"]
+        action = {**self._href(base, prefix), "header": header}
+        return {"oid": oid, "size": size, "authenticated": True,
+                "actions": {"upload": action, "verify": verify}}
+
+    # -- transfers --------------------------------------------------------------------------
+
+    def _counted(self, oid: str, chunks: Iterable[memoryview]) -> Iterator[memoryview]:
+        for chunk in chunks:
+            with self._lock:
+                self._received[oid] = self._received.get(oid, 0) + len(chunk)
+            yield chunk
+
+    def _upload_body(self, environ: Environ, oid: str, length: int | None,
+                     injector: FaultInjector) -> Iterator[memoryview]:
+        throttle = injector.throttle()
+        if injector.drop_this_body():
+            half = (length or 0) // 2
+            for _ in self._counted(oid, body_chunks(environ, length, throttle=throttle,
+                                                     stop_after=half)):
+                pass
+            drop_connection(environ)
+        return self._counted(oid, body_chunks(environ, length, throttle=throttle))
+
+    def _basic_upload(self, environ: Environ, oid: str) -> Response:
+        length = content_length(environ)
+        chunks = self._upload_body(environ, oid, length, self.injector())
+        self.store.ingest(oid, length, chunks)
+        return status_line(200), [("Content-Length", "0")], []
+
+    def _upload_part(self, environ: Environ, oid: str, upload_id: str, number: int) -> Response:
+        upload = self.store.pending(oid, upload_id)
+        start, end = upload.part_range(number)
+        length = content_length(environ)
+        if length != end - start:
+            raise HttpError(400, f"part {number} must be sent with Content-Length {end - start}")
+        injector = self.injector()
+        if injector.fail_this_part():
+            for _ in self._upload_body(environ, oid, length, injector):
+                pass
+            raise HttpError(500, f"injected failure of part {number}")
+        etag = upload.write_part(number, self._upload_body(environ, oid, length, injector))
+        return status_line(200), [("ETag", etag), ("Content-Length", "0")], []
+
+    def _complete(self, environ: Environ, oid: str, upload_id: str) -> Response:
+        upload = self.store.pending(oid, upload_id)
+        body = read_json(environ)
+        if not isinstance(body, dict) or body.get("oid") != oid:
+            raise HttpError(422, "completion body must be {\"oid\": <this oid>, \"parts\": [...]}")
+        path = upload.complete(body.get("parts"))
+        return json_response(200, {"oid": oid, "size": path.stat().st_size})
+
+    def _verify(self, environ: Environ) -> Response:
+        body = read_json(environ)
+        if not isinstance(body, dict):
+            raise HttpError(422, "verify body must be {oid, size}")
+        oid, size = check_oid(body.get("oid")), check_size(body.get("size"))
+        have = self.store.size(oid)
+        if have is None:
+            raise HttpError(404, f"object {oid} not found")
+        if have != size:
+            raise HttpError(422, f"object {oid} has size {have}, not {size}")
+        return json_response(200, {"oid": oid, "size": size})
+
+    def _download(self, environ: Environ, oid: str) -> Response:
+        size = self.store.size(oid)
+        if size is None:
+            raise HttpError(404, f"object {oid} not found")
+        start, end = _parse_range(environ.get("HTTP_RANGE"), size)
+        headers = [("Content-Type", "application/octet-stream"),
+                   ("Content-Length", str(end - start)), ("Accept-Ranges", "bytes")]
+        status = status_line(200)
+        if environ.get("HTTP_RANGE"):
+            status = status_line(206)
+            headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return status, headers, []
+        injector = self.injector()
+        stop = start + (end - start) // 2 if injector.drop_this_body() else None
+        return status, headers, _file_body(environ, self.store.path(oid), start, end, stop,
+                                           injector)
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int]:
+    if not header:
+        return 0, size
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not match or match.group(1) == match.group(2) == "":
+        raise HttpError(416, f"unsupported Range {header[:100]!r}: use bytes=START-END")
+    first, last = match.groups()
+    if first == "":  # suffix range: the last N bytes
+        start, end = max(0, size - int(last)), size
+    else:
+        start, end = int(first), size if last == "" else min(size, int(last) + 1)
+    if start >= end:
+        raise HttpError(416, f"Range {header[:100]!r} outside 0..{size}")
+    return start, end
+
+
+def _file_body(environ: Environ, path: Any, start: int, end: int, stop: int | None,
+               injector: FaultInjector) -> Iterator[bytes]:
+    throttle = injector.throttle()
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        pos = start
+        while pos < end:
+            if stop is not None and pos >= stop:
+                drop_connection(environ)
+            want = min(CHUNK, end - pos, (stop - pos) if stop is not None else CHUNK)
+            chunk = f.read(want)
+            if not chunk:
+                return
+            pos += len(chunk)
+            throttle.sent(len(chunk))
+            yield chunk

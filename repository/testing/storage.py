@@ -1,0 +1,335 @@
+"""Content-addressed LFS object store: every object verified (sha256 + size), written atomically.
+
+Objects live at ``<root>/objects/ab/cd/<oid>``; uploads in progress at ``<root>/tmp``. A pending
+multipart upload writes its parts straight into one preallocated file and hashes them in order as
+they arrive, so completing it is a check and a rename, not a re-read.
+
+Example:
+    >>> import hashlib, tempfile, pathlib
+    >>> store = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+    >>> data = b"hello"
+    >>> oid = hashlib.sha256(data).hexdigest()
+    >>> store.ingest(oid, len(data), [data]).stat().st_size
+    5
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from ._http import CHUNK
+
+OID_RE = re.compile(r"[0-9a-f]{64}")
+MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB, as S3
+
+
+class StorageError(Exception):
+    """A rejected object or upload; ``status`` is the HTTP-like code to answer with.
+
+    Example:
+        >>> StorageError(422, "size mismatch").status
+        422
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_oid(oid: object) -> str:
+    """Return ``oid`` if it is 64 lowercase hex characters, else raise :class:`StorageError` 422.
+
+    Example:
+        >>> check_oid("0" * 64) == "0" * 64
+        True
+    """
+    if not isinstance(oid, str) or not OID_RE.fullmatch(oid):
+        raise StorageError(422, f"invalid oid {str(oid)[:80]!r}: expected 64 lowercase hex digits")
+    return oid
+
+
+def check_size(size: object) -> int:
+    """Return ``size`` if it is an int in [0, 5 TiB], else raise :class:`StorageError` 422.
+
+    Example:
+        >>> check_size(10)
+        10
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_OBJECT_SIZE:
+        raise StorageError(422, f"invalid size {str(size)[:40]!r}: expected 0..{MAX_OBJECT_SIZE}")
+    return size
+
+
+class ObjectStore:
+    """The verified object store of one server, plus its pending multipart uploads.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).size("0" * 64) is None
+        True
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)  # leftovers of a previous run are garbage
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        (root / "objects").mkdir(parents=True, exist_ok=True)
+        self._uploads: dict[str, MultipartUpload] = {}
+        self._lock = threading.Lock()
+
+    def path(self, oid: str) -> Path:
+        """Where ``oid`` is (or would be) stored.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.path("ab" * 32).parent.name
+            'abab'
+        """
+        check_oid(oid)
+        return self.root / "objects" / oid[:2] / oid[2:4] / oid
+
+    def size(self, oid: str) -> int | None:
+        """Size of the stored object, or None if absent.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).size("1" * 64) is None
+            True
+        """
+        try:
+            return self.path(oid).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def ingest(self, oid: str, size: int | None, chunks: Iterable[bytes | memoryview]) -> Path:
+        """Write ``chunks`` as object ``oid``, accepting it only if sha256 and size match.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.ingest("0" * 64, 1, [b"x"])
+            Traceback (most recent call last):
+            ...
+            repository.testing.storage.StorageError: content does not match oid 0000000000000000000000000000000000000000000000000000000000000000
+        """
+        check_oid(oid)
+        digest = hashlib.sha256()
+        written = 0
+        tmp = self.tmp / f"{oid}.{secrets.token_hex(8)}"
+        try:
+            with open(tmp, "wb", buffering=0) as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                    written += len(chunk)
+            if size is not None and written != size:
+                raise StorageError(422, f"size mismatch for {oid}: expected {size}, got {written}")
+            if digest.hexdigest() != oid:
+                raise StorageError(422, f"content does not match oid {oid}")
+            return self._publish(tmp, oid)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _publish(self, tmp: Path, oid: str) -> Path:
+        final = self.path(oid)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        return final
+
+    def multipart(self, oid: str, size: int, chunk_size: int) -> MultipartUpload:
+        """The pending multipart upload of ``oid``, created if there is none (so clients resume).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.multipart("0" * 64, 10, 4) is s.multipart("0" * 64, 10, 4)
+            True
+        """
+        check_oid(oid)
+        check_size(size)
+        with self._lock:
+            upload = self._uploads.get(oid)
+            if upload is not None and upload.size == size:
+                return upload
+            if upload is not None:
+                upload.discard()
+            upload = MultipartUpload(self, oid, size, chunk_size)
+            self._uploads[oid] = upload
+            return upload
+
+    def pending(self, oid: str, upload_id: str) -> MultipartUpload:
+        """The pending upload with this id; :class:`StorageError` 404 if it is gone or unknown.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).pending("0" * 64, "x")
+            Traceback (most recent call last):
+            ...
+            repository.testing.storage.StorageError: no pending upload x for 0000000000000000000000000000000000000000000000000000000000000000
+        """
+        with self._lock:
+            upload = self._uploads.get(oid)
+        if upload is None or upload.upload_id != upload_id:
+            raise StorageError(404, f"no pending upload {upload_id} for {oid}")
+        return upload
+
+    def _finished(self, upload: MultipartUpload) -> None:
+        with self._lock:
+            if self._uploads.get(upload.oid) is upload:
+                del self._uploads[upload.oid]
+
+
+class MultipartUpload:
+    """One pending multipart upload: parts written in place, hashed in order as they arrive.
+
+    Example:
+        >>> import hashlib, tempfile, pathlib
+        >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+        >>> data = b"abcdefghij"
+        >>> up = s.multipart(hashlib.sha256(data).hexdigest(), 10, 4)
+        >>> tags = [up.write_part(n, [data[(n - 1) * 4:n * 4]]) for n in (1, 2, 3)]
+        >>> up.complete([{"partNumber": n, "etag": t} for n, t in zip((1, 2, 3), tags)]).read_bytes()
+        b'abcdefghij'
+    """
+
+    def __init__(self, store: ObjectStore, oid: str, size: int, chunk_size: int) -> None:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        self.store = store
+        self.oid = oid
+        self.size = size
+        self.chunk_size = chunk_size
+        self.part_count = max(1, -(-size // chunk_size))
+        self.upload_id = secrets.token_hex(12)
+        self.file = store.tmp / f"{oid}.multipart.{self.upload_id}"
+        with open(self.file, "wb") as f:
+            f.truncate(size)
+        self._etags: dict[int, str] = {}
+        # _states[k] is the sha256 of parts 1..k; rewound when a hashed part is sent again.
+        self._states = [hashlib.sha256()]
+        self._lock = threading.Lock()
+
+    def part_range(self, number: int) -> tuple[int, int]:
+        """Byte range ``[start, end)`` of part ``number`` (1-based).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.multipart("0" * 64, 10, 4).part_range(3)
+            (8, 10)
+        """
+        if not 1 <= number <= self.part_count:
+            raise StorageError(404, f"part {number} out of range 1..{self.part_count}")
+        start = (number - 1) * self.chunk_size
+        return start, min(start + self.chunk_size, self.size)
+
+    def write_part(self, number: int, chunks: Iterable[bytes | memoryview]) -> str:
+        """Store part ``number`` from ``chunks``; return its ETag (quoted). Exact length required.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.multipart("0" * 64, 10, 4).write_part(1, [b"ab"])
+            Traceback (most recent call last):
+            ...
+            repository.testing.storage.StorageError: part 1 must be 4 bytes, got 2
+        """
+        start, end = self.part_range(number)
+        with self._lock:
+            self._etags.pop(number, None)
+            if len(self._states) > number:  # the part is sent again: forget hashes built on it
+                del self._states[number:]
+        offset = start
+        fd = os.open(self.file, os.O_WRONLY)
+        try:
+            for chunk in chunks:
+                if offset + len(chunk) > end:
+                    raise StorageError(400, f"part {number} longer than {end - start} bytes")
+                view = memoryview(chunk)
+                while view:
+                    n = os.pwrite(fd, view, offset)
+                    offset += n
+                    view = view[n:]
+        finally:
+            os.close(fd)
+        if offset != end:
+            raise StorageError(400, f"part {number} must be {end - start} bytes, got {offset - start}")
+        etag = f'"{secrets.token_hex(16)}"'
+        with self._lock:
+            self._etags[number] = etag
+            self._hash_ready_parts()
+        return etag
+
+    def _hash_ready_parts(self) -> None:
+        # Called with the lock held; reads just-written parts back from the page cache.
+        with open(self.file, "rb", buffering=0) as f:
+            buf = memoryview(bytearray(CHUNK))
+            while len(self._states) <= self.part_count and len(self._states) in self._etags:
+                number = len(self._states)
+                start, end = self.part_range(number)
+                state = self._states[-1].copy()
+                f.seek(start)
+                left = end - start
+                while left:
+                    n = f.readinto(buf[: min(CHUNK, left)])
+                    if not n:
+                        raise StorageError(500, f"part {number} is short on disk")
+                    state.update(buf[:n])
+                    left -= n
+                self._states.append(state)
+
+    def complete(self, parts: object) -> Path:
+        """Check the client's part list against the parts received, verify the sha256, publish.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.multipart("0" * 64, 10, 4).complete([])
+            Traceback (most recent call last):
+            ...
+            repository.testing.storage.StorageError: expected 3 parts, got 0
+        """
+        if not isinstance(parts, list):
+            raise StorageError(422, "'parts' must be a list of {partNumber, etag}")
+        with self._lock:
+            if len(parts) != self.part_count:
+                raise StorageError(422, f"expected {self.part_count} parts, got {len(parts)}")
+            for expected, part in enumerate(parts, 1):
+                if not isinstance(part, dict):
+                    raise StorageError(422, f"part entry {expected} is not an object")
+                number, etag = part.get("partNumber"), part.get("etag")
+                if number != expected:
+                    raise StorageError(422, f"part {expected}: got partNumber {number!r} (parts go in order)")
+                have = self._etags.get(number)
+                if have is None:
+                    raise StorageError(422, f"part {number} was never received")
+                if not isinstance(etag, str) or etag.strip('"') != have.strip('"'):
+                    raise StorageError(422, f"part {number}: etag {etag!r} does not match {have}")
+            self._hash_ready_parts()
+            if self._states[-1].hexdigest() != self.oid or len(self._states) != self.part_count + 1:
+                self.discard()
+                raise StorageError(422, f"assembled content does not match oid {self.oid}; upload discarded")
+            path = self.store._publish(self.file, self.oid)
+            self.store._finished(self)
+            return path
+
+    def discard(self) -> None:
+        """Drop this upload and its data.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
+            >>> s.multipart("0" * 64, 10, 4).discard()
+        """
+        self.file.unlink(missing_ok=True)
+        self.store._finished(self)
