@@ -1,0 +1,191 @@
+"""HTTP for the agent: one pooled session, file-slice bodies, bounded retries with backoff.
+
+Example:
+    >>> delay = backoff_delay(attempt=2, retry_after=None)
+    >>> 0 <= delay <= 2.0
+    True
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import requests
+import requests.adapters
+
+from lfs_agent import log
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# A big part at a capped bandwidth can take long, but a socket idle this long is dead.
+TIMEOUT = (10.0, float(os.environ.get("LFSREPO_AGENT_TIMEOUT", "60")))
+ATTEMPTS = int(os.environ.get("LFSREPO_AGENT_ATTEMPTS", "8"))
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 20.0
+READ_BLOCK = 1024 * 1024
+
+
+class TransferError(Exception):
+    """A request that failed for good: ``code`` is the HTTP status (or 0 for network errors).
+
+    Example:
+        >>> str(TransferError(403, "part 2: forbidden"))
+        'part 2: forbidden'
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Cancelled(Exception):
+    """Another part of the same object failed for good, so this one stops."""
+
+
+def new_session(pool_size: int) -> requests.Session:
+    """A session whose connection pool keeps ``pool_size`` connections per host alive.
+
+    Example:
+        >>> new_session(8).adapters["http://"]._pool_maxsize
+        8
+    """
+    session = requests.Session()
+    session.trust_env = True
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size,
+                                            max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class FileSlice:
+    """A request body of ``length`` bytes of a file from ``offset``, read as it is sent.
+
+    Iterable with a length, so requests sends a Content-Length and never chunked encoding, and only
+    one block per connection is in memory. ``on_sent(n)`` runs after each block went to the socket.
+
+    Example:
+        >>> import tempfile; f = tempfile.NamedTemporaryFile(); _ = f.write(b"abcdef"); f.flush()
+        >>> b"".join(FileSlice(f.name, 2, 3))
+        b'cde'
+    """
+
+    def __init__(self, path: str, offset: int, length: int,
+                 on_sent: Callable[[int], None] | None = None) -> None:
+        self.path, self.offset, self.length, self.on_sent = path, offset, length, on_sent
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb", buffering=0) as source:
+            position, end = self.offset, self.offset + self.length
+            while position < end:
+                block = os.pread(source.fileno(), min(READ_BLOCK, end - position), position)
+                if not block:
+                    raise OSError(f"{self.path} is shorter than expected ({position} < {end} bytes)")
+                position += len(block)
+                yield block
+                if self.on_sent is not None:
+                    self.on_sent(len(block))
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The delay a Retry-After header asks for (seconds or an HTTP date), if any.
+
+    Example:
+        >>> r = requests.Response(); r.headers["Retry-After"] = "3"; retry_after_seconds(r)
+        3.0
+    """
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_delay(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After wins (capped at a minute).
+
+    Example:
+        >>> backoff_delay(1, retry_after=5.0)
+        5.0
+    """
+    if retry_after is not None:
+        return min(retry_after, 60.0)
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's own words for an error: a JSON ``message`` or the start of the body.
+
+    Example:
+        >>> r = requests.Response(); r.status_code = 403; r._content = b'{"message": "expired"}'
+        >>> server_message(r)
+        'HTTP 403: expired'
+    """
+    text = response.text.strip() if response.content else ""
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            text = body["message"]
+    except ValueError:
+        pass
+    text = " ".join(text.split())[:300] or response.reason or ""
+    return log.redact(f"HTTP {response.status_code}: {text}".rstrip(": "))
+
+
+def with_retries(what: str, send: Callable[[], requests.Response],
+                 stop: threading.Event | None = None,
+                 attempts: int | None = None) -> requests.Response:
+    """Call ``send`` until it returns a success, retrying what retrying can fix.
+
+    Retries 5xx, 408, 429, timeouts and dropped connections with backoff; raises TransferError at
+    once for other 4xx, and after ``attempts`` tries. ``stop`` set raises Cancelled between tries.
+
+    Example:
+        >>> s = new_session(1)
+        >>> with_retries("get", lambda: s.get("http://127.0.0.1:9/", timeout=1), attempts=1)
+        Traceback (most recent call last):
+        lfs_agent.http.TransferError: get: connection failed ...
+    """
+    attempts = attempts or ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        if stop is not None and stop.is_set():
+            raise Cancelled(what)
+        retry_after = None
+        try:
+            response = send()
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as error:
+            problem = f"{what}: connection failed ({type(error).__name__})"
+            code = 0
+        else:
+            if response.status_code < 400:
+                return response
+            problem, code = f"{what}: {server_message(response)}", response.status_code
+            if code not in RETRYABLE_STATUS:
+                raise TransferError(code, problem)
+            retry_after = retry_after_seconds(response)
+            response.close()
+        if attempt == attempts:
+            raise TransferError(code, f"{problem}; gave up after {attempts} attempts")
+        delay = backoff_delay(attempt, retry_after)
+        log.debug(f"{problem}; retry {attempt} in {delay:.2f}s")
+        if stop is not None:
+            if stop.wait(delay):
+                raise Cancelled(what)
+        else:
+            time.sleep(delay)
+    raise AssertionError("unreachable")

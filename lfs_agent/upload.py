@@ -1,0 +1,272 @@
+"""Uploads: the multipart plan, parallel part PUTs from file slices, a resume journal, completion.
+
+Example:
+    >>> plan = plan_parts(12, {"chunk_size": "5", "00002": "http://s/2", "00001": "http://s/1",
+    ...                        "00003": "http://s/3"})
+    >>> [(p.number, p.offset, p.length) for p in plan.parts]
+    [(1, 0, 5), (2, 5, 5), (3, 10, 2)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from lfs_agent import log
+from lfs_agent.http import (
+    TIMEOUT,
+    Cancelled,
+    FileSlice,
+    TransferError,
+    new_session,
+    with_retries,
+)
+from lfs_agent.progress import Progress
+
+COMPLETION_TIMEOUT = (10.0, 900.0)  # the server assembles and hashes the whole object
+
+
+class ActionError(ValueError):
+    """The upload action the server sent is not a valid multipart plan."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part: its 1-based number, presigned URL and byte range in the file."""
+
+    number: int
+    url: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated multipart upload: chunk size and parts in numeric order."""
+
+    chunk_size: int
+    parts: tuple[Part, ...]
+
+
+def plan_parts(size: int, header: dict[str, str]) -> Plan:
+    """Validate a multipart action's header and return the parts in numeric order.
+
+    Raises ActionError naming exactly what is wrong (bad chunk_size, missing, extra or duplicate
+    part numbers, URLs that are not http(s)).
+
+    Example:
+        >>> plan_parts(10, {"chunk_size": "5", "1": "http://s/1"})
+        Traceback (most recent call last):
+        lfs_agent.upload.ActionError: a 10-byte object in 5-byte chunks needs parts 1..2; missing: 2
+    """
+    raw = header.get("chunk_size", "")
+    if not (isinstance(raw, str) and raw.strip().isdigit() and raw.strip().isascii()):
+        raise ActionError(f"chunk_size must be a decimal integer, got {raw!r}")
+    chunk_size = int(raw)
+    if chunk_size <= 0:
+        raise ActionError(f"chunk_size must be positive, got {chunk_size}")
+    count = max(1, -(-size // chunk_size))
+    urls: dict[int, str] = {}
+    for key, url in header.items():
+        if key == "chunk_size" or not (key.isdigit() and key.isascii()):
+            continue
+        number = int(key)
+        if number in urls:
+            raise ActionError(f"part {number} is listed twice")
+        if not url.startswith(("http://", "https://")):
+            raise ActionError(f"part {number}: URL must be http(s), got {log.redact(url)[:80]!r}")
+        urls[number] = url
+    missing = sorted(set(range(1, count + 1)) - urls.keys())
+    extra = sorted(urls.keys() - set(range(1, count + 1)))
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append("missing: " + _numbers(missing))
+        if extra:
+            problems.append("unexpected: " + _numbers(extra))
+        raise ActionError(f"a {size}-byte object in {chunk_size}-byte chunks needs parts "
+                          f"1..{count}; {'; '.join(problems)}")
+    parts = tuple(
+        Part(n, urls[n], (n - 1) * chunk_size, min(chunk_size, size - (n - 1) * chunk_size))
+        for n in range(1, count + 1)
+    )
+    return Plan(chunk_size, parts)
+
+
+def _numbers(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+
+
+class Journal:
+    """Completed parts and their ETags, saved after each part so a rerun skips them.
+
+    Example:
+        >>> import tempfile; d = tempfile.mkdtemp()
+        >>> j = Journal(d, "ab", size=10, chunk_size=5); j.record(1, '"e1"')
+        >>> Journal(d, "ab", size=10, chunk_size=5).etags
+        {1: '"e1"'}
+    """
+
+    def __init__(self, directory: str | None, oid: str, size: int, chunk_size: int) -> None:
+        self.path = (os.path.join(directory, f"lfsrepo-multipart-{oid}.json")
+                     if directory else None)
+        self._key = {"oid": oid, "size": size, "chunk_size": chunk_size}
+        self._lock = threading.Lock()
+        self.etags: dict[int, str] = {}
+        if self.path is None:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as journal_file:
+                saved = json.load(journal_file)
+            if all(saved.get(k) == v for k, v in self._key.items()):
+                self.etags = {int(n): str(e) for n, e in saved["etags"].items()}
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            pass  # no journal, or one we cannot trust: upload everything
+
+    def record(self, number: int, etag: str) -> None:
+        """Save one more completed part (atomically: a kill mid-write leaves the old journal)."""
+        with self._lock:
+            self.etags[number] = etag
+            if self.path is None:
+                return
+            temporary = f"{self.path}.{threading.get_ident()}.tmp"
+            try:
+                with open(temporary, "w", encoding="utf-8") as journal_file:
+                    json.dump({**self._key, "etags": self.etags}, journal_file)
+                os.replace(temporary, self.path)
+            except OSError as error:
+                log.debug(f"journal not saved: {error}")
+
+    def remove(self) -> None:
+        """Forget the upload (it completed, or its ETags turned out stale)."""
+        with self._lock:
+            self.etags = {}
+            if self.path is not None:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+
+
+class Uploader:
+    """Uploads objects for one agent process, sharing a connection pool between them.
+
+    Example:
+        >>> Uploader(concurrency=4, journal_dir=None).concurrency
+        4
+    """
+
+    def __init__(self, concurrency: int, journal_dir: str | None,
+                 session: requests.Session | None = None) -> None:
+        self.concurrency = max(1, concurrency)
+        self.journal_dir = journal_dir
+        self.session = session or new_session(self.concurrency + 2)
+
+    def upload(self, request: dict[str, Any], progress: Progress) -> None:
+        """Upload one object per its ``action``; raise TransferError/ActionError/OSError on failure.
+
+        Example:
+            >>> # uploader.upload({"oid": oid, "size": n, "path": p, "action": {...}}, progress)
+        """
+        path, size, action = request["path"], request["size"], request["action"]
+        actual = os.stat(path).st_size
+        if actual != size:
+            raise OSError(f"{path} is {actual} bytes, git-lfs said {size}")
+        header = action.get("header") or {}
+        if "chunk_size" not in header:
+            self._single_put(path, size, action["href"], header, progress)
+            return
+        plan = plan_parts(size, header)
+        journal = Journal(self.journal_dir, request["oid"], size, plan.chunk_size)
+        resumed = bool(journal.etags)
+        self._put_parts(path, plan, journal, progress)
+        try:
+            self._complete(request["oid"], action["href"], plan, journal)
+        except TransferError as error:
+            if not resumed or not 400 <= error.code < 500:
+                raise
+            # The server did not accept the journal's ETags: a new upload. Send everything again.
+            log.debug(f"completion refused with resumed parts ({error}); uploading all parts again")
+            journal.remove()
+            self._put_parts(path, plan, journal, progress)
+            self._complete(request["oid"], action["href"], plan, journal)
+        journal.remove()
+        progress.finish()
+
+    def _single_put(self, path: str, size: int, href: str, header: dict[str, str],
+                    progress: Progress) -> None:
+        headers = {**header, "Content-Length": str(size)}
+
+        def send() -> requests.Response:
+            body = FileSlice(path, 0, size, progress.attempt(0))
+            return self.session.put(href, data=body, headers=headers, timeout=TIMEOUT)
+
+        with_retries("upload", send).close()
+        progress.finish()
+
+    def _put_parts(self, path: str, plan: Plan, journal: Journal, progress: Progress) -> None:
+        todo = []
+        for part in plan.parts:
+            if part.number in journal.etags:
+                progress.done(part.number, part.length)
+            else:
+                todo.append(part)
+        if journal.etags:
+            log.debug(f"resuming: {len(journal.etags)} parts already uploaded, {len(todo)} to go")
+        if not todo:
+            return
+        stop = threading.Event()
+        with ThreadPoolExecutor(min(self.concurrency, len(todo)), "part") as pool:
+            futures = [pool.submit(self._put_part, path, part, journal, progress, stop)
+                       for part in todo]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                stop.set()  # parts not yet started give up; the ones on the wire finish or time out
+                for future in futures:
+                    future.cancel()
+                errors = [f.exception() for f in futures if f.done() and not f.cancelled()
+                          and f.exception() is not None]
+                raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+
+    def _put_part(self, path: str, part: Part, journal: Journal, progress: Progress,
+                  stop: threading.Event) -> None:
+        headers = {"Content-Length": str(part.length)}
+
+        def send() -> requests.Response:
+            body = FileSlice(path, part.offset, part.length, progress.attempt(part.number))
+            return self.session.put(part.url, data=body, headers=headers, timeout=TIMEOUT)
+
+        try:
+            response = with_retries(f"part {part.number}", send, stop)
+        except TransferError:
+            stop.set()  # from this thread, before the pool hands it the next part
+            raise
+        etag = response.headers.get("ETag")
+        response.close()
+        if not etag:
+            raise TransferError(response.status_code,
+                                f"part {part.number}: the server sent no ETag")
+        journal.record(part.number, etag)
+        log.debug(f"part {part.number} done ({part.length} bytes)")
+
+    def _complete(self, oid: str, href: str, plan: Plan, journal: Journal) -> None:
+        body = json.dumps({"oid": oid, "parts": [
+            {"partNumber": part.number, "etag": journal.etags[part.number]}
+            for part in plan.parts
+        ]})
+
+        def send() -> requests.Response:
+            return self.session.post(href, data=body, timeout=COMPLETION_TIMEOUT, headers={
+                "Content-Type": "application/json", "Accept": "application/json"})
+
+        # Completing is idempotent for an S3-style store (same parts, same object), so retry it.
+        with_retries("completing the upload", send).close()
+
