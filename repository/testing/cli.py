@@ -1,9 +1,96 @@
-"""`lfsrepo serve`: run the local git + LFS server."""
+"""`lfsrepo serve`: run the local git + LFS server until Ctrl-C.
+
+Example:
+    $ lfsrepo serve --data /tmp/lfs-data --port 8080 --multipart-threshold 8MiB --chunk-size 5MiB
+    http://127.0.0.1:8080
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import signal
+import sys
+import threading
+
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
+          "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
+          "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: a number with an optional unit (``8MiB``, ``5GB``, ``1.5G``, ``100``).
+
+    Example:
+        >>> parse_size("8MiB"), parse_size("5GB")
+        (8388608, 5000000000)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: use e.g. 100, 8MiB, 5GB")
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``lfsrepo serve`` (filled in by the server work)."""
+    """Register ``lfsrepo serve`` on the ``lfsrepo`` command.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_serve_command(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["serve", "--data", "d", "--chunk-size", "5MiB"]).chunk_size
+        5242880
+    """
+    p = subparsers.add_parser(
+        "serve", help="run a local git + Git LFS server (tests, demos, offline work)",
+        description="Serve git smart HTTP and the Git LFS API (basic + multipart) from DIR. "
+        "Prints the base URL first, then runs until Ctrl-C.",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="where repositories and objects live")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument("--token", help="require this token (Basic password or Bearer)")
+    p.add_argument("--multipart-threshold", type=parse_size, default=5 * 1024**3, metavar="SIZE",
+                   help="offer multipart above this size (default 5GiB)")
+    p.add_argument("--chunk-size", type=parse_size, default=64 * 1024**2, metavar="SIZE",
+                   help="multipart part size (default 64MiB)")
+    p.add_argument("--no-auto-create", dest="auto_create", action="store_false",
+                   help="a push to a missing repository fails instead of creating it")
+    faults = p.add_argument_group("fault injection")
+    faults.add_argument("--fail-every-nth-part", type=int, default=0, metavar="N",
+                        help="answer every Nth part PUT with 500 after reading it")
+    faults.add_argument("--drop-every-nth-body", type=int, default=0, metavar="N",
+                        help="close the connection halfway through every Nth object body")
+    faults.add_argument("--bandwidth", type=parse_size, default=None, metavar="SIZE",
+                        help="cap each connection at SIZE bytes per second")
+    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="add this delay to every request")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server described by the parsed ``serve`` arguments until Ctrl-C or SIGTERM.
+
+    Example:
+        >>> run_serve(argparse.Namespace(data="d", port=0))  # doctest: +SKIP
+    """
+    from .faults import Faults
+    from .server import LocalGitServer
+
+    faults = Faults(fail_every_nth_part=args.fail_every_nth_part,
+                    drop_every_nth_body=args.drop_every_nth_body,
+                    bandwidth_bytes_per_s=args.bandwidth, latency_s=args.latency)
+    server = LocalGitServer(args.data, host=args.host, port=args.port, token=args.token,
+                            multipart_threshold=args.multipart_threshold,
+                            chunk_size=args.chunk_size, auto_create=args.auto_create,
+                            faults=faults)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        print(server.base_url, flush=True)
+        print(f"serving {server.data_dir}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,107 @@
+"""LocalGitServer with the real git and git-lfs CLIs: clone, push, pull, push-to-create, LFS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from repository.testing import LocalGitServer
+
+
+def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check and result.returncode:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def commit_file(clone: Path, name: str, data: bytes, message: str = "change") -> None:
+    (clone / name).write_bytes(data)
+    git("add", name, cwd=clone)
+    git("commit", "-qm", message, cwd=clone)
+
+
+def test_clone_push_pull_branches_tags(remote_repo, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    git("clone", remote_repo.url, str(a))  # empty repository
+    commit_file(a, "README.md", b"hello\n")
+    git("push", "origin", "main", cwd=a)
+    git("clone", remote_repo.url, str(b))
+    assert (b / "README.md").read_bytes() == b"hello\n"
+
+    commit_file(a, "README.md", b"hello again\n")
+    git("tag", "v1", cwd=a)
+    git("push", "origin", "main", "v1", "main:refs/heads/dev", cwd=a)
+    git("pull", "-q", cwd=b)
+    assert (b / "README.md").read_bytes() == b"hello again\n"
+
+    head = git("rev-parse", "HEAD", cwd=a).stdout.strip()
+    refs = remote_repo.server.list_refs(remote_repo.name)
+    assert refs["refs/heads/main"] == refs["refs/heads/dev"] == head
+    assert "refs/tags/v1" in refs
+
+
+def test_push_to_create_with_and_without_dot_git(git_server, tmp_path):
+    clone = tmp_path / "c"
+    git("init", "-q", str(clone))
+    commit_file(clone, "a.txt", b"a")
+    git("push", f"{git_server.base_url}/created/one.git", "main", cwd=clone)
+    git("push", f"{git_server.base_url}/created/two", "main", cwd=clone)
+    head = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    assert git_server.list_refs("created/one")["refs/heads/main"] == head
+    assert git_server.list_refs("created/two.git")["refs/heads/main"] == head
+
+
+def test_no_auto_create_refuses_unknown_repo(tmp_path):
+    clone = tmp_path / "c"
+    git("init", "-q", str(clone))
+    commit_file(clone, "a.txt", b"a")
+    with LocalGitServer(auto_create=False) as server:
+        result = git("push", f"{server.base_url}/ns/missing.git", "main", cwd=clone, check=False)
+        assert result.returncode != 0
+        assert "not found" in result.stderr or "404" in result.stderr
+        with pytest.raises(KeyError):
+            server.list_refs("ns/missing")
+
+
+def test_create_repo_with_files_clones_with_lfs_content(git_server, tmp_path):
+    big = os.urandom(1024**2 + 5)
+    files = {"README.md": b"# model\n", "weights.bin": b"\x00" * 100, "data/big.dat": big}
+    url = git_server.create_repo("ns/with-files", files)
+    clone = tmp_path / "c"
+    git("clone", url, str(clone))
+    for rel, data in files.items():
+        assert (clone / rel).read_bytes() == data
+    lfs_files = git("lfs", "ls-files", "-n", cwd=clone).stdout.split()
+    assert sorted(lfs_files) == ["data/big.dat", "weights.bin"]
+    oid = hashlib.sha256(big).hexdigest()
+    assert git_server.lfs_object_size(oid) == len(big)
+
+
+def test_lfs_push_and_clone_50mb(remote_repo, tmp_path):
+    server = remote_repo.server
+    a, b = tmp_path / "a", tmp_path / "b"
+    git("clone", remote_repo.url, str(a))
+    git("lfs", "track", "*.bin", cwd=a)
+    data = os.urandom(50 * 1000**2)
+    oid = hashlib.sha256(data).hexdigest()
+    git("add", ".gitattributes", cwd=a)
+    commit_file(a, "model.bin", data)
+    git("push", "origin", "main", cwd=a)
+
+    stored = server.lfs_object_path(oid)
+    assert stored is not None and stored.is_relative_to(server.data_dir)
+    digest = hashlib.sha256()
+    with open(stored, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    assert digest.hexdigest() == oid
+    assert server.lfs_object_size(oid) == len(data)
+    assert server.bytes_received(oid) == len(data)
+
+    git("clone", remote_repo.url, str(b))
+    assert hashlib.sha256((b / "model.bin").read_bytes()).hexdigest() == oid
