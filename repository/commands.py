@@ -1,0 +1,304 @@
+"""Background git commands: :class:`CommandInProgress` and the per-clone queue that runs them.
+
+A clone's background commands run one at a time, in the order they were submitted, on one worker
+thread. While a process runs, two threads drain its stdout and stderr, so a chatty command never
+blocks on a full pipe and ``stderr`` can be read at any moment. Waiting uses events, not polling.
+
+Example:
+    >>> queue = CommandQueue("demo")
+    >>> command = queue.submit("echo", lambda cmd: 0)
+    >>> command.wait(5), command.status
+    (True, 0)
+"""
+
+from __future__ import annotations
+
+import atexit
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import IO
+
+from .progress import LfsProgress
+
+RUNNING = -1
+
+
+class CommandInProgress:
+    """A git command running in the background (a push, usually).
+
+    ``status`` is -1 while it runs, 0 on success, and > 0 on failure, including when the process
+    was killed by a signal.
+
+    Example:
+        >>> command = CommandQueue("demo").submit("noop", lambda cmd: 0)
+        >>> command.wait(timeout=5) and not command.failed
+        True
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.process: subprocess.Popen[bytes] | None = None
+        self.progress: LfsProgress | None = None
+        self.error: BaseException | None = None
+        self.started_at: float | None = None
+        self._status = RUNNING
+        self._done = threading.Event()
+        self._output_lock = threading.Lock()
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._redact: Callable[[str], str] = lambda text: text
+
+    def __repr__(self) -> str:
+        state = "in progress" if not self.is_done else "finished"
+        pid = self.process.pid if self.process is not None else None
+        return f"[{self.title} command, status code: {self.status}, {state}. PID: {pid}]"
+
+    @property
+    def is_done(self) -> bool:
+        """Whether the command finished (successfully or not).
+
+        Example:
+            >>> CommandInProgress("push").is_done
+            False
+        """
+        return self._done.is_set()
+
+    @property
+    def status(self) -> int:
+        """-1 while running, 0 on success, a positive exit code on failure.
+
+        Example:
+            >>> CommandInProgress("push").status
+            -1
+        """
+        return self._status
+
+    @property
+    def failed(self) -> bool:
+        """Whether the command finished with a failure.
+
+        Example:
+            >>> CommandInProgress("push").failed
+            False
+        """
+        return self._status > 0
+
+    @property
+    def stdout(self) -> str:
+        """Everything the command wrote to stdout so far (complete once it is done); never blocks.
+
+        Example:
+            >>> CommandInProgress("push").stdout
+            ''
+        """
+        with self._output_lock:
+            return self._redact("".join(self._stdout))
+
+    @property
+    def stderr(self) -> str:
+        """Everything the command wrote to stderr so far (complete once it is done); never blocks.
+
+        Example:
+            >>> CommandInProgress("push").stderr
+            ''
+        """
+        with self._output_lock:
+            return self._redact("".join(self._stderr))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the command is done or ``timeout`` seconds passed; return whether it is done.
+
+        Example:
+            >>> CommandInProgress("push").wait(timeout=0)
+            False
+        """
+        return self._done.wait(timeout)
+
+    def describe(self) -> str:
+        """One line saying what the command is and how far it got.
+
+        Example:
+            >>> CommandInProgress("push").describe()
+            'push: queued'
+        """
+        if self.started_at is None:
+            return f"{self.title}: queued"
+        elapsed = time.monotonic() - self.started_at
+        progress = f", {self.progress.summary()}" if self.progress is not None else ""
+        return f"{self.title}: running for {elapsed:.0f} s{progress}"
+
+    def terminate(self) -> None:
+        """Stop the running process, if any; the command then fails.
+
+        Example:
+            >>> CommandInProgress("push").terminate()
+        """
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    def run_process(
+        self,
+        start: Callable[[], subprocess.Popen[bytes]],
+        redact: Callable[[str], str],
+    ) -> int:
+        """Start a process (one attempt of this command), drain its output, return its exit code.
+
+        Called on the queue's worker thread; output of several attempts accumulates.
+
+        Example:
+            >>> import subprocess
+            >>> CommandInProgress("x").run_process(
+            ...     lambda: subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+            ...     str)
+            0
+        """
+        self._redact = redact
+        process = start()
+        self.process = process
+        drains = [
+            threading.Thread(target=self._drain, args=(process.stdout, self._stdout), daemon=True),
+            threading.Thread(target=self._drain, args=(process.stderr, self._stderr), daemon=True),
+        ]
+        for thread in drains:
+            thread.start()
+        returncode = process.wait()
+        for thread in drains:
+            thread.join()
+        # A process killed by a signal has a negative code; legacy reported it as "running".
+        return 128 + -returncode if returncode < 0 else returncode
+
+    def _drain(self, pipe: IO[bytes] | None, sink: list[str]) -> None:
+        if pipe is None:
+            return
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(65536), b""):  # type: ignore[attr-defined]
+                with self._output_lock:
+                    sink.append(chunk.decode("utf-8", errors="replace"))
+
+    def _finish(self, status: int, error: BaseException | None = None) -> None:
+        self.error = error
+        self._status = status
+        self._done.set()
+
+
+class CommandQueue:
+    """The background commands of one clone: run in order, one at a time, on one worker thread.
+
+    Example:
+        >>> queue = CommandQueue("clone")
+        >>> first = queue.submit("a", lambda cmd: 0); second = queue.submit("b", lambda cmd: 3)
+        >>> queue.wait(timeout=5), first.status, second.status
+        (True, 0, 3)
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.commands: list[CommandInProgress] = []
+        self._pending: list[tuple[CommandInProgress, Callable[[CommandInProgress], int]]] = []
+        self._condition = threading.Condition()
+        self._worker: threading.Thread | None = None
+        _ALL_QUEUES.add(self)
+
+    def submit(self, title: str, job: Callable[[CommandInProgress], int]) -> CommandInProgress:
+        """Queue ``job`` (which returns an exit code) and return its :class:`CommandInProgress` at once.
+
+        Example:
+            >>> CommandQueue("c").submit("noop", lambda cmd: 0).title
+            'noop'
+        """
+        command = CommandInProgress(title)
+        with self._condition:
+            self.commands.append(command)
+            self._pending.append((command, job))
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._work, name=f"lfsrepo-queue-{self.name}", daemon=True
+                )
+                self._worker.start()
+            self._condition.notify()
+        return command
+
+    def in_progress(self) -> list[CommandInProgress]:
+        """Commands queued or running.
+
+        Example:
+            >>> CommandQueue("c").in_progress()
+            []
+        """
+        return [command for command in self.commands if not command.is_done]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every command submitted so far; return whether all are done.
+
+        Example:
+            >>> CommandQueue("c").wait(0)
+            True
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for command in list(self.commands):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not command.wait(remaining):
+                return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending:
+                    # The worker leaves when idle; submit() starts a new one when needed.
+                    if not self._condition.wait(timeout=5.0) and not self._pending:
+                        self._worker = None
+                        return
+                command, job = self._pending.pop(0)
+            command.started_at = time.monotonic()
+            try:
+                status = job(command)
+            except BaseException as error:  # noqa: BLE001 - recorded on the command, never lost
+                command._finish(1, error)
+                with command._output_lock:
+                    command._stderr.append(f"\n{type(error).__name__}: {error}\n")
+            else:
+                command._finish(status)
+
+
+_ALL_QUEUES: weakref.WeakSet[CommandQueue] = weakref.WeakSet()
+
+
+def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -> bool:
+    """Wait for the background commands of every clone; used at interpreter exit.
+
+    Says once, on stderr, what it waits for and how far each command got. Ctrl-C stops waiting:
+    the running commands are terminated and reported as interrupted. Returns whether all finished.
+
+    Example:
+        >>> wait_for_all_commands(timeout=1, announce=False)
+        True
+    """
+    pending = [(queue, queue.in_progress()) for queue in list(_ALL_QUEUES)]
+    pending = [(queue, commands) for queue, commands in pending if commands]
+    if not pending:
+        return True
+    if announce:
+        lines = [f"  {queue.name}: {command.describe()}" for queue, cmds in pending for command in cmds]
+        print("lfsrepo: waiting for background git commands to finish (Ctrl-C to stop):",
+              *lines, sep="\n", file=sys.stderr, flush=True)
+    try:
+        return all(queue.wait(timeout) for queue, _ in pending)
+    except KeyboardInterrupt:
+        stopped = [command for queue, cmds in pending for command in cmds if not command.is_done]
+        for command in stopped:
+            command.terminate()
+        print(
+            "lfsrepo: stopped waiting; interrupted: "
+            + "; ".join(command.describe() for command in stopped),
+            file=sys.stderr, flush=True,
+        )
+        return False
+
+
+atexit.register(wait_for_all_commands)

@@ -1,0 +1,120 @@
+"""The exception hierarchy of the Repository workflow.
+
+Every error is a :class:`RepositoryError`, itself an :class:`OSError`, so code written for the legacy
+class (``except OSError`` / ``except EnvironmentError``) keeps working. Errors raised by a git command
+carry the command and its stderr, both with any token already redacted.
+
+Example:
+    >>> try:
+    ...     raise AuthenticationError(["git", "push"], 128, "fatal: Authentication failed")
+    ... except OSError as error:
+    ...     print(error.stderr)
+    fatal: Authentication failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RepositoryError(OSError):
+    """Base class of every error raised by :mod:`repository`.
+
+    Example:
+        >>> isinstance(RepositoryError("boom"), OSError)
+        True
+    """
+
+    def __init__(self, message: str) -> None:
+        # One argument only: OSError would read two as (errno, strerror).
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class GitNotFoundError(RepositoryError):
+    """git or git-lfs is not installed or not on PATH.
+
+    Example:
+        >>> raise GitNotFoundError("git-lfs is not installed")  # doctest: +SKIP
+    """
+
+
+class NotAGitRepositoryError(RepositoryError, ValueError):
+    """The folder is not a git clone (a ``ValueError`` too, as the legacy class raised one).
+
+    Example:
+        >>> isinstance(NotAGitRepositoryError("x"), ValueError)
+        True
+    """
+
+
+class CloneConflictError(RepositoryError):
+    """The target folder holds something else: files, a clone of another remote, or unrelated history.
+
+    Example:
+        >>> raise CloneConflictError("folder is not empty")  # doctest: +SKIP
+    """
+
+
+class GitCommandError(RepositoryError):
+    """A git or git-lfs command failed; ``command``, ``returncode``, ``stdout`` and ``stderr`` are redacted.
+
+    Example:
+        >>> str(GitCommandError(["git", "commit"], 1, "", "error: x"))
+        '`git commit` failed (exit 1): error: x'
+    """
+
+    def __init__(
+        self, command: Sequence[str], returncode: int, stdout: str = "", stderr: str = ""
+    ) -> None:
+        self.command = list(command)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        details = stderr.strip() or stdout.strip() or "no output"
+        super().__init__(f"`{' '.join(self.command)}` failed (exit {returncode}): {details}")
+
+
+class AuthenticationError(GitCommandError):
+    """The remote refused the credentials, or needed some and none were given.
+
+    Example:
+        >>> raise AuthenticationError(["git", "push"], 128, "", "401")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, command: Sequence[str], returncode: int, stdout: str = "", stderr: str = ""
+    ) -> None:
+        super().__init__(command, returncode, stdout, stderr)
+        self.message = (
+            "authentication failed: the remote refused the credentials or needed some. Pass "
+            "token=... to Repository, or set LFSREPO_TOKEN and pass token=True. " + self.message
+        )
+
+
+class PushRejectedError(GitCommandError):
+    """The remote rejected the push (it moved on) and the bounded pull-rebase retries did not help.
+
+    Example:
+        >>> raise PushRejectedError(["git", "push"], 1, "", "[rejected]")  # doctest: +SKIP
+    """
+
+
+class NothingToCommitError(GitCommandError):
+    """``git commit`` found nothing to commit; the message contains "nothing to commit" as before.
+
+    Example:
+        >>> "nothing to commit" in str(NothingToCommitError(["git", "commit"], 1, "nothing to commit"))
+        True
+    """
+
+
+class RevisionNotFoundError(GitCommandError):
+    """``git checkout`` could not find the revision and creating a branch was not allowed.
+
+    Example:
+        >>> raise RevisionNotFoundError(["git", "checkout", "x"], 1, "", "pathspec")  # doctest: +SKIP
+    """

@@ -1,0 +1,271 @@
+"""The one place that runs git and git-lfs.
+
+Commands are argument lists (never split strings), each gets its own environment (the process-wide
+``os.environ`` is never changed), credentials travel only in that environment, nothing can prompt,
+and every byte of output that reaches a message is redacted first.
+
+Example:
+    >>> runner = GitRunner(".")
+    >>> runner.run(["--version"]).stdout.startswith("git version")
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .auth import config_entries_for_token
+from .errors import AuthenticationError, GitCommandError, GitNotFoundError, PushRejectedError
+
+REDACTED = "<redacted>"
+
+# Config every command gets: stable, unquoted output and no interactive helpers.
+_BASE_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.quotePath", "false"),
+    ("core.askPass", ""),
+    ("advice.detachedHead", "false"),
+)
+
+_AUTH_FAILURE_MARKERS = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "terminal prompts disabled",
+    "401 unauthorized",
+    "403 forbidden",
+    "http 401",
+    "http 403",
+    "error: 401",
+    "error: 403",
+    "invalid credentials",
+    "lfs: authorization error",
+    "permission denied (publickey",
+)
+_REJECTION_MARKERS = (
+    "[rejected]",
+    "non-fast-forward",
+    "fetch first",
+    "cannot lock ref",
+    "failed to update ref",
+    "[remote rejected]",
+)
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """The outcome of one finished command; ``stdout``/``stderr`` are redacted text.
+
+    Example:
+        >>> GitResult(["git", "status"], 0, "", "").ok
+        True
+    """
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited with 0.
+
+        Example:
+            >>> GitResult([], 1, "", "").ok
+            False
+        """
+        return self.returncode == 0
+
+
+def _decode(data: bytes) -> str:
+    # surrogateescape: file names that are not UTF-8 survive a round trip through os.fsencode.
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def classify_failure(
+    command: Sequence[str], returncode: int, stdout: str, stderr: str
+) -> GitCommandError:
+    """Build the most specific error for a failed command (authentication, rejected push, other).
+
+    Example:
+        >>> type(classify_failure(["git", "push"], 1, "", " ! [rejected] main -> main (fetch first)"))
+        <class 'repository.errors.PushRejectedError'>
+    """
+    text = f"{stdout}\n{stderr}".lower()
+    if any(marker in text for marker in _AUTH_FAILURE_MARKERS):
+        return AuthenticationError(command, returncode, stdout, stderr)
+    if "push" in command and any(marker in text for marker in _REJECTION_MARKERS):
+        return PushRejectedError(command, returncode, stdout, stderr)
+    return GitCommandError(command, returncode, stdout, stderr)
+
+
+class GitRunner:
+    """Runs git / git-lfs in one working directory with one set of credentials.
+
+    Example:
+        >>> GitRunner("/tmp").redact("token abc", ) == "token abc"
+        True
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        token: str | None = None,
+        remote_url: str | None = None,
+    ) -> None:
+        self.workdir = os.fspath(workdir)
+        self._token = token
+        self.remote_url = remote_url
+        self._secrets = self._secret_forms(token)
+
+    @staticmethod
+    def _secret_forms(token: str | None) -> list[str]:
+        if not token:
+            return []
+        basic = base64.b64encode(f"user:{token}".encode()).decode()
+        return sorted({token, basic}, key=len, reverse=True)
+
+    def with_remote(self, remote_url: str | None) -> GitRunner:
+        """A runner for the same folder and token that authenticates against ``remote_url``.
+
+        Example:
+            >>> GitRunner("/tmp").with_remote("https://h/r").remote_url
+            'https://h/r'
+        """
+        return GitRunner(self.workdir, self._token, remote_url)
+
+    def redact(self, text: str) -> str:
+        """Replace every form of the token in ``text``.
+
+        Example:
+            >>> GitRunner("/tmp", token="s3cret").redact("Authorization: Bearer s3cret")
+            'Authorization: Bearer <redacted>'
+        """
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of one command: ``os.environ`` plus config entries, never prompting.
+
+        Example:
+            >>> GitRunner("/tmp").environment()["GIT_TERMINAL_PROMPT"]
+            '0'
+        """
+        env = dict(os.environ)
+        for name in ("GIT_ASKPASS", "SSH_ASKPASS"):
+            env.pop(name, None)
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        env["GCM_INTERACTIVE"] = "never"
+        if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+            env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+        entries = list(_BASE_CONFIG)
+        entries += config_entries_for_token(self._token, self.remote_url)
+        count = int(env.get("GIT_CONFIG_COUNT") or 0)
+        for index, (key, value) in enumerate(entries, start=count):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        env["GIT_CONFIG_COUNT"] = str(count + len(entries))
+        if extra:
+            env.update(extra)
+        return env
+
+    def command(self, args: Sequence[str]) -> list[str]:
+        """The full argv for git ``args`` (``["lfs", ...]`` runs git-lfs through git).
+
+        Example:
+            >>> GitRunner("/tmp").command(["status"])
+            ['git', 'status']
+        """
+        return ["git", *args]
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        input: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        ok_returncodes: Sequence[int] = (0,),
+    ) -> GitResult:
+        """Run ``git *args`` to completion; raise a :class:`GitCommandError` unless it succeeded.
+
+        Example:
+            >>> GitRunner(".").run(["rev-parse", "--is-inside-work-tree"], check=False).returncode in (0, 128)
+            True
+        """
+        argv = self.command(args)
+        try:
+            completed = subprocess.run(  # noqa: PLW1510 - the exit code is checked below
+                argv,
+                cwd=cwd or self.workdir,
+                env=self.environment(env),
+                input=input if input is not None else b"",
+                capture_output=True,
+                start_new_session=True,  # no controlling terminal: nothing can ever prompt
+            )
+        except FileNotFoundError as error:
+            raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
+        result = GitResult(
+            command=[self.redact(a) for a in argv],
+            returncode=completed.returncode,
+            stdout=self.redact(_decode(completed.stdout)),
+            stderr=self.redact(_decode(completed.stderr)),
+        )
+        if check and completed.returncode not in ok_returncodes:
+            raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def popen(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``git *args`` with piped, unbuffered output; the caller drains and waits.
+
+        Example:
+            >>> process = GitRunner(".").popen(["--version"]); _ = process.communicate()
+        """
+        try:
+            return subprocess.Popen(
+                self.command(args),
+                cwd=self.workdir,
+                env=self.environment(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C reaches us, and we decide what happens to git
+            )
+        except FileNotFoundError as error:
+            raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
+
+
+def split_nul(text: str) -> list[str]:
+    """Split NUL-separated git output into its non-empty fields.
+
+    Example:
+        >>> split_nul("a b\\0c\\nd\\0")
+        ['a b', 'c\\nd']
+    """
+    return [field for field in text.split("\0") if field]
+
+
+def require_git_and_lfs() -> dict[str, str]:
+    """Return the versions of git and git-lfs, or raise :class:`GitNotFoundError`.
+
+    Example:
+        >>> sorted(require_git_and_lfs())
+        ['git', 'git-lfs']
+    """
+    versions: dict[str, str] = {}
+    for name, argv in (("git", ["git", "--version"]), ("git-lfs", ["git-lfs", "--version"])):
+        if shutil.which(argv[0]) is None:
+            raise GitNotFoundError(
+                f"{name} is not installed or not on PATH; install it (https://git-lfs.com for git-lfs)"
+            )
+        output = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+        versions[name] = output
+    return versions

@@ -1,0 +1,147 @@
+"""The legacy module-level helpers, under their legacy names and signatures.
+
+Example:
+    >>> is_git_repo("/")
+    False
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+from . import lfs
+from .auth import split_credentials
+from .git import GitRunner, split_nul
+
+
+def _runner(folder: str | os.PathLike[str] | None) -> GitRunner:
+    return GitRunner(os.fspath(folder) if folder is not None else os.getcwd())
+
+
+def is_git_repo(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` is the top of a git working tree (not merely inside another repository).
+
+    Example:
+        >>> is_git_repo("/nonexistent")
+        False
+    """
+    if not os.path.isdir(folder):
+        return False
+    result = _runner(folder).run(["rev-parse", "--show-toplevel"], check=False)
+    return result.ok and os.path.realpath(result.stdout.strip()) == os.path.realpath(folder)
+
+
+def normalize_remote_url(url: str) -> str:
+    """A URL or path in a form where two spellings of the same remote compare equal.
+
+    Credentials, a trailing slash and a trailing ``.git`` are dropped; local paths become absolute.
+
+    Example:
+        >>> normalize_remote_url("https://u:t@h/ns/r.git/")
+        'https://h/ns/r'
+    """
+    url, _ = split_credentials(url)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        url = urllib.parse.unquote(parts.path)
+    if "://" not in url and os.path.exists(url):
+        url = os.path.realpath(url)
+    url = url.rstrip("/")
+    return url.removesuffix(".git")
+
+
+def remote_urls(folder: str | os.PathLike[str]) -> list[str]:
+    """The URLs of every remote of the clone in ``folder``.
+
+    Example:
+        >>> remote_urls("/")
+        []
+    """
+    result = _runner(folder).run(["config", "-z", "--get-regexp", r"^remote\..*\.url$"], check=False)
+    if not result.ok:
+        return []
+    return [entry.partition("\n")[2] for entry in split_nul(result.stdout)]
+
+
+def is_local_clone(folder: str | os.PathLike[str], remote_url: str) -> bool:
+    """Whether ``folder`` is a clone of ``remote_url`` (credentials and ``.git`` suffix ignored).
+
+    Example:
+        >>> is_local_clone("/", "https://h/r")
+        False
+    """
+    if not is_git_repo(folder):
+        return False
+    wanted = normalize_remote_url(remote_url)
+    return any(normalize_remote_url(url) == wanted for url in remote_urls(folder))
+
+
+def is_tracked_with_lfs(filename: str | os.PathLike[str]) -> bool:
+    """Whether the attributes of ``filename`` send it through Git LFS.
+
+    Example:
+        >>> is_tracked_with_lfs(__file__)
+        False
+    """
+    folder, name = os.path.split(os.path.abspath(filename))
+    return name in lfs.lfs_filtered(_runner(folder), [name])
+
+
+def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
+    """Whether ``filename`` is ignored by git.
+
+    Example:
+        >>> is_git_ignored(__file__)
+        False
+    """
+    folder, name = os.path.split(os.path.abspath(filename))
+    return name in lfs.git_ignored(_runner(folder), [name])
+
+
+def is_binary_file(filename: str | os.PathLike[str]) -> bool:
+    """Whether ``filename`` looks binary (its first 8,000 bytes decide).
+
+    Example:
+        >>> is_binary_file(__file__)
+        False
+    """
+    return lfs.is_binary_file(filename)
+
+
+def files_to_be_staged(pattern: str = ".", folder: str | os.PathLike[str] | None = None) -> list[str]:
+    """Modified, deleted and untracked files under ``pattern`` in the clone at ``folder``.
+
+    Example:
+        >>> files_to_be_staged(".", folder="path/to/clone")  # doctest: +SKIP
+        ['new file.txt']
+    """
+    return lfs.files_to_be_staged(_runner(folder), pattern)
+
+
+def is_tracked_upstream(folder: str | os.PathLike[str]) -> bool:
+    """Whether the current branch of the clone at ``folder`` has an upstream branch.
+
+    Example:
+        >>> is_tracked_upstream("/")
+        False
+    """
+    result = _runner(folder).run(
+        ["rev-parse", "--symbolic-full-name", "--abbrev-ref", "@{upstream}"], check=False
+    )
+    return result.ok
+
+
+def commits_to_push(folder: str | os.PathLike[str], upstream: str | None = None) -> int:
+    """How many local commits the upstream (or ``upstream``, "origin main" or "origin/main") lacks.
+
+    Example:
+        >>> commits_to_push("path/to/clone")  # doctest: +SKIP
+        2
+    """
+    args = ["rev-list", "--count", "HEAD"]
+    if upstream:
+        args += ["--not", upstream.strip().replace(" ", "/", 1)]
+    else:
+        args += ["--not", "@{upstream}"]
+    return int(_runner(folder).run(args).stdout.strip() or 0)

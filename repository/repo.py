@@ -1,0 +1,683 @@
+"""The :class:`Repository` class: one method per verb of the legacy workflow, orchestration only.
+
+Example:
+    >>> from repository import Repository
+    >>> repo = Repository("my-model", clone_from="http://127.0.0.1:8080/me/my-model")  # doctest: +SKIP
+    >>> with repo.commit("Add weights"):  # doctest: +SKIP
+    ...     open("model.bin", "wb").write(b"\\0" * 1024)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+import urllib.parse
+import warnings
+from collections.abc import Iterator, Sequence
+
+from filelock import FileLock
+
+from . import helpers, lfs
+from .auth import resolve_token, split_credentials
+from .commands import CommandInProgress, CommandQueue
+from .errors import (
+    CloneConflictError,
+    NotAGitRepositoryError,
+    NothingToCommitError,
+    PushRejectedError,
+    RevisionNotFoundError,
+)
+from .git import GitResult, GitRunner, classify_failure, require_git_and_lfs
+from .progress import LfsProgress, bars_wanted
+
+logger = logging.getLogger(__name__)
+
+MAX_PUSH_ATTEMPTS = 10
+ENDPOINT_VARIABLE = "LFSREPO_ENDPOINT"
+
+# os.chdir is process-wide: only one commit() block at a time may run inside a clone.
+_CWD_LOCK = threading.RLock()
+
+
+class Repository:
+    """A local clone of a git + Git LFS repository, driven like the legacy ``Repository`` class.
+
+    ``local_dir`` empty or missing: ``clone_from`` is cloned into it. Already a clone of the same
+    remote: it is reused. Anything else: :class:`~repository.errors.CloneConflictError`. The token
+    (a string, or ``True`` for ``LFSREPO_TOKEN``/``HF_TOKEN``) reaches git only through each
+    command's environment.
+
+    Example:
+        >>> repo = Repository("clone", clone_from="http://127.0.0.1:8080/ns/repo", token="t")  # doctest: +SKIP
+        >>> repo.current_branch  # doctest: +SKIP
+        'main'
+    """
+
+    def __init__(
+        self,
+        local_dir: str | os.PathLike[str],
+        clone_from: str | None = None,
+        token: str | bool | None = None,
+        git_user: str | None = None,
+        git_email: str | None = None,
+        revision: str | None = None,
+        skip_lfs_files: bool = False,
+        repo_type: str | None = None,
+        client: object | None = None,
+        progress_bars: bool | None = None,
+    ) -> None:
+        if repo_type is not None or client is not None:
+            warnings.warn(
+                "Repository(repo_type=..., client=...) are ignored: pass the full URL as clone_from.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.check_git_versions()
+        self.local_dir = os.path.abspath(os.fspath(local_dir))
+        self.skip_lfs_files = skip_lfs_files
+        self._repo_type = repo_type
+        self._token = resolve_token(token)
+        self._progress_bars = progress_bars
+        self._queue = CommandQueue(self.local_dir)
+        self._git = GitRunner(self.local_dir, self._token)
+        self._lock: FileLock | None = None
+        os.makedirs(self.local_dir, exist_ok=True)
+        if clone_from is not None:
+            self.clone_from(clone_from)
+        elif helpers.is_git_repo(self.local_dir):
+            self._attach()
+        else:
+            raise NotAGitRepositoryError(
+                f"{self.local_dir} is not a git clone: pass clone_from=<url> to clone into it, "
+                "or point local_dir at an existing clone."
+            )
+        if git_user is not None or git_email is not None:
+            self.git_config_username_and_email(git_user, git_email)
+        if revision is not None:
+            self.git_checkout(revision, create_branch_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Repository({self.local_dir!r})"
+
+    # ----- state -----------------------------------------------------------------------------
+
+    @property
+    def current_branch(self) -> str:
+        """The checked-out branch (also when it has no commit yet), or ``"HEAD"`` when detached.
+
+        Example:
+            >>> repo.current_branch  # doctest: +SKIP
+            'main'
+        """
+        result = self._git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False)
+        return result.stdout.strip() if result.ok else "HEAD"
+
+    @property
+    def command_queue(self) -> list[CommandInProgress]:
+        """Every background command of this clone, oldest first.
+
+        Example:
+            >>> repo.command_queue[-1].status  # doctest: +SKIP
+            0
+        """
+        return self._queue.commands
+
+    @property
+    def commands_failed(self) -> list[CommandInProgress]:
+        """Background commands that finished with a failure.
+
+        Example:
+            >>> repo.commands_failed  # doctest: +SKIP
+            []
+        """
+        return [command for command in self.command_queue if command.failed]
+
+    @property
+    def commands_in_progress(self) -> list[CommandInProgress]:
+        """Background commands queued or running.
+
+        Example:
+            >>> repo.commands_in_progress  # doctest: +SKIP
+            [[push command, status code: -1, in progress. PID: 4242]]
+        """
+        return self._queue.in_progress()
+
+    def wait_for_commands(self, timeout: float | None = None) -> bool:
+        """Wait for this clone's background commands; return whether they all finished.
+
+        Example:
+            >>> repo.wait_for_commands(timeout=60)  # doctest: +SKIP
+            True
+        """
+        return self._queue.wait(timeout)
+
+    def check_git_versions(self) -> dict[str, str]:
+        """The versions of git and git-lfs; raises ``GitNotFoundError`` if either is missing.
+
+        Example:
+            >>> sorted(repo.check_git_versions())  # doctest: +SKIP
+            ['git', 'git-lfs']
+        """
+        return require_git_and_lfs()
+
+    def git_head_hash(self) -> str:
+        """The sha of HEAD.
+
+        Example:
+            >>> len(repo.git_head_hash())  # doctest: +SKIP
+            40
+        """
+        return self._git.run(["rev-parse", "HEAD"]).stdout.strip()
+
+    def git_remote_url(self) -> str:
+        """The URL of ``origin``, never with credentials in it.
+
+        Example:
+            >>> repo.git_remote_url()  # doctest: +SKIP
+            'http://127.0.0.1:8080/ns/repo'
+        """
+        url = self._git.run(["config", "--get", "remote.origin.url"]).stdout.strip()
+        return split_credentials(url)[0]
+
+    def git_head_commit_url(self) -> str:
+        """``<remote url>/commit/<sha of HEAD>``.
+
+        Example:
+            >>> repo.git_head_commit_url()  # doctest: +SKIP
+            'http://127.0.0.1:8080/ns/repo/commit/3f2a...'
+        """
+        url = self.git_remote_url()
+        url = url.removesuffix(".git")
+        return f"{url.rstrip('/')}/commit/{self.git_head_hash()}"
+
+    def list_deleted_files(self) -> list[str]:
+        """Files deleted from the working tree or the index, relative to the clone.
+
+        Example:
+            >>> repo.list_deleted_files()  # doctest: +SKIP
+            ['old weights.bin']
+        """
+        return lfs.deleted_files(self._git)
+
+    def is_repo_clean(self) -> bool:
+        """Whether there is nothing to commit (no change, no untracked file).
+
+        Example:
+            >>> repo.is_repo_clean()  # doctest: +SKIP
+            True
+        """
+        return not self._git.run(["status", "--porcelain", "-z"]).stdout
+
+    def tag_exists(self, tag_name: str, remote: str | None = None) -> bool:
+        """Whether the tag exists locally, or on ``remote`` (a remote name or URL) when given.
+
+        Example:
+            >>> repo.tag_exists("v1", remote="origin")  # doctest: +SKIP
+            True
+        """
+        if remote is None:
+            args = ["rev-parse", "-q", "--verify", f"refs/tags/{tag_name}"]
+            return self._git.run(args, check=False).ok
+        result = self._for_remote(remote).run(["ls-remote", "--tags", remote, f"refs/tags/{tag_name}"])
+        return bool(result.stdout.strip())
+
+    # ----- clone and configuration ---------------------------------------------------------
+
+    def clone_from(self, repo_url: str, token: str | bool | None = None) -> None:
+        """Clone ``repo_url`` into ``local_dir``, or reuse ``local_dir`` if it is already its clone.
+
+        Any git URL or local path works; ``ns/name`` is resolved against ``$LFSREPO_ENDPOINT``
+        when set. Credentials inside the URL are taken out and used as the token.
+
+        Example:
+            >>> repo.clone_from("http://127.0.0.1:8080/ns/repo")  # doctest: +SKIP
+        """
+        url, secret = split_credentials(self._resolve_url(repo_url))
+        if secret is not None:
+            warnings.warn(
+                "The clone URL held credentials; they are used as the token and not stored.",
+                stacklevel=2,
+            )
+        new_token = resolve_token(token) or secret
+        if new_token is not None:
+            self._token = new_token
+            self._git = GitRunner(self.local_dir, new_token)
+        os.makedirs(self.local_dir, exist_ok=True)
+        if os.listdir(self.local_dir):
+            self._reuse_existing_clone(url)
+            return
+        runner = self._git.with_remote(url)
+        with LfsProgress(bars_wanted(self._progress_bars)) as progress:
+            # Smudging during checkout would need filters the user may not have installed:
+            # fetch LFS content afterwards, in one batch, with the clone's own configuration.
+            runner.run(
+                ["clone", "--", url, self.local_dir],
+                cwd=os.path.dirname(self.local_dir),
+                env={"GIT_LFS_SKIP_SMUDGE": "1", **progress.environment},
+            )
+            self._attach()
+            if not self.skip_lfs_files and self._git.run(["rev-parse", "-q", "--verify", "HEAD"],
+                                                         check=False).ok:
+                self._git.run(["lfs", "pull"], env=progress.environment)
+
+    def git_config_username_and_email(
+        self, git_user: str | None = None, git_email: str | None = None
+    ) -> None:
+        """Set ``user.name`` / ``user.email`` in the clone's config (spaces and all).
+
+        Example:
+            >>> repo.git_config_username_and_email("Ada Lovelace", "ada@example.com")  # doctest: +SKIP
+        """
+        with self._locked():
+            if git_user is not None:
+                self._git.run(["config", "user.name", git_user])
+            if git_email is not None:
+                self._git.run(["config", "user.email", git_email])
+
+    def git_credential_helper_store(self) -> None:
+        """Opt in to ``credential.helper store`` for this clone (stores credentials in plain text).
+
+        Example:
+            >>> repo.git_credential_helper_store()  # doctest: +SKIP
+        """
+        warnings.warn(
+            "credential.helper store writes your credentials in plain text to ~/.git-credentials; "
+            "prefer passing token= to Repository, which never writes it to disk.",
+            UserWarning,
+            stacklevel=2,
+        )
+        with self._locked():
+            self._git.run(["config", "credential.helper", "store"])
+
+    # ----- LFS -------------------------------------------------------------------------------
+
+    def lfs_track(self, patterns: str | Sequence[str], filename: bool = False) -> None:
+        """Track ``patterns`` with Git LFS (``filename=True``: literal file names, not globs).
+
+        Example:
+            >>> repo.lfs_track(["*.bin", "*.safetensors"])  # doctest: +SKIP
+        """
+        flags = ["--filename"] if filename else []
+        with self._locked():
+            self._git.run(["lfs", "track", *flags, "--", *_as_list(patterns)])
+
+    def lfs_untrack(self, patterns: str | Sequence[str]) -> None:
+        """Stop tracking ``patterns`` with Git LFS.
+
+        Example:
+            >>> repo.lfs_untrack("*.bin")  # doctest: +SKIP
+        """
+        with self._locked():
+            self._git.run(["lfs", "untrack", "--", *_as_list(patterns)])
+
+    def lfs_enable_largefiles(self) -> None:
+        """Configure the clone to upload files over 5 GB through lfsrepo's multipart transfer agent.
+
+        Example:
+            >>> repo.lfs_enable_largefiles()  # doctest: +SKIP
+        """
+        from lfs_agent.setup import enable_largefiles
+
+        with self._locked():
+            enable_largefiles(self.local_dir)
+
+    def auto_track_binary_files(self, pattern: str = ".") -> list[str]:
+        """Track new or modified binary files under ``pattern`` with LFS; return them.
+
+        Ignored files are skipped; .gitattributes lines of deleted files are removed.
+
+        Example:
+            >>> repo.auto_track_binary_files()  # doctest: +SKIP
+            ['weights.bin']
+        """
+        return self._auto_track(pattern, binary=True, large=False)
+
+    def auto_track_large_files(self, pattern: str = ".") -> list[str]:
+        """Track new or modified files of 10 MiB or more under ``pattern`` with LFS; return them.
+
+        Example:
+            >>> repo.auto_track_large_files()  # doctest: +SKIP
+            ['big.csv']
+        """
+        return self._auto_track(pattern, binary=False, large=True)
+
+    def lfs_prune(self, recent: bool = False) -> None:
+        """Delete local LFS objects that were pushed and are no longer needed.
+
+        Example:
+            >>> repo.lfs_prune(recent=True)  # doctest: +SKIP
+        """
+        with self._locked():
+            self._git.run(["lfs", "prune", *(["--recent"] if recent else [])])
+
+    # ----- the everyday verbs ----------------------------------------------------------------
+
+    def git_pull(self, rebase: bool = False, lfs: bool = False) -> None:
+        """Pull from the upstream (``lfs=True``: only fetch LFS content with ``git lfs pull``).
+
+        Waits for this clone's background pushes first.
+
+        Example:
+            >>> repo.git_pull(rebase=True)  # doctest: +SKIP
+        """
+        self._queue.wait()
+        args = ["lfs", "pull"] if lfs else ["pull", *(["--rebase"] if rebase else [])]
+        with self._locked(), LfsProgress(bars_wanted(self._progress_bars)) as progress:
+            self._git.run(args, env=progress.environment)
+
+    def git_add(self, pattern: str = ".", auto_lfs_track: bool = False) -> None:
+        """Stage ``pattern`` (additions, changes and deletions) through git, so LFS filters apply.
+
+        ``auto_lfs_track=True`` first tracks large and binary files with LFS.
+
+        Example:
+            >>> repo.git_add("weights/", auto_lfs_track=True)  # doctest: +SKIP
+        """
+        with self._locked():
+            extra: list[str] = []
+            if auto_lfs_track:
+                tracked = self._auto_track(pattern, binary=True, large=True)
+                if tracked:
+                    logger.warning("Tracking %d file(s) with Git LFS: %s", len(tracked), tracked)
+                if os.path.exists(self._gitattributes):
+                    extra = [".gitattributes"]
+            self._git.run(["add", "--", pattern, *extra])
+
+    def git_commit(self, commit_message: str = "commit files to HF hub") -> str:
+        """Commit what is staged; return the new commit's sha.
+
+        Raises :class:`~repository.errors.NothingToCommitError` (an ``OSError`` whose message
+        contains "nothing to commit") when nothing is staged.
+
+        Example:
+            >>> repo.git_commit("Add weights")  # doctest: +SKIP
+            '3f2a...'
+        """
+        with self._locked():
+            result = self._git.run(["commit", "-m", commit_message], check=False)
+            if not result.ok:
+                if "nothing to commit" in result.stdout or "nothing added to commit" in result.stdout:
+                    raise NothingToCommitError(result.command, result.returncode, result.stdout)
+                self._raise(result)
+            return self.git_head_hash()
+
+    def git_push(
+        self, upstream: str | None = None, blocking: bool = True, auto_lfs_prune: bool = False
+    ) -> str | tuple[str, CommandInProgress]:
+        """Push the current branch; return the commit URL (and the command when non-blocking).
+
+        ``upstream`` is ``"origin main"`` (or just a remote name); by default the branch's upstream,
+        or ``origin`` and the branch's own name, which also works for the first push into an empty
+        remote. A push rejected because the remote moved on is rebased and retried. Non-blocking
+        pushes run in the background, in order, one at a time per clone.
+
+        Example:
+            >>> url, command = repo.git_push(blocking=False)  # doctest: +SKIP
+            >>> command.wait(timeout=600)  # doctest: +SKIP
+            True
+        """
+        remote, branch = self._push_target(upstream)
+        commit_url = self.git_head_commit_url()
+        command = self._queue.submit(
+            "push", lambda cmd: self._push_job(cmd, remote, branch, auto_lfs_prune)
+        )
+        if not blocking:
+            return commit_url, command
+        command.wait()
+        if command.error is not None:
+            raise command.error
+        return commit_url
+
+    def git_checkout(self, revision: str, create_branch_ok: bool = False) -> None:
+        """Check out a branch, tag or commit; with ``create_branch_ok``, create the branch if missing.
+
+        Example:
+            >>> repo.git_checkout("experiment", create_branch_ok=True)  # doctest: +SKIP
+        """
+        with self._locked():
+            result = self._git.run(["checkout", revision, "--"], check=False)
+            if result.ok:
+                return
+            if not create_branch_ok:
+                raise RevisionNotFoundError(
+                    result.command, result.returncode, result.stdout, result.stderr
+                )
+            self._git.run(["checkout", "-b", revision])
+
+    def add_tag(self, tag_name: str, message: str | None = None, remote: str | None = None) -> None:
+        """Create a tag on HEAD (annotated when ``message`` is given) and push it to ``remote``.
+
+        Example:
+            >>> repo.add_tag("v1.0", message="First release", remote="origin")  # doctest: +SKIP
+        """
+        with self._locked():
+            if message is not None:
+                self._git.run(["tag", "-a", tag_name, "-m", message])
+            else:
+                self._git.run(["tag", tag_name])
+        if remote is not None:
+            self._for_remote(remote).run(["push", remote, f"refs/tags/{tag_name}"])
+
+    def delete_tag(self, tag_name: str, remote: str | None = None) -> bool:
+        """Delete a tag locally and, when ``remote`` is given, there too; return whether one existed.
+
+        Example:
+            >>> repo.delete_tag("v1.0", remote="origin")  # doctest: +SKIP
+            True
+        """
+        deleted = False
+        if self.tag_exists(tag_name):
+            with self._locked():
+                self._git.run(["tag", "-d", tag_name])
+            deleted = True
+        if remote is not None and self.tag_exists(tag_name, remote=remote):
+            self._for_remote(remote).run(["push", remote, "--delete", f"refs/tags/{tag_name}"])
+            deleted = True
+        return deleted
+
+    def push_to_hub(
+        self,
+        commit_message: str = "commit files to HF hub",
+        blocking: bool = True,
+        clean_ok: bool = True,
+        auto_lfs_prune: bool = False,
+    ) -> None | str | tuple[str, CommandInProgress]:
+        """Add everything (auto-tracking large and binary files), commit and push.
+
+        Returns ``None`` when there is nothing to commit and ``clean_ok`` is true.
+
+        Example:
+            >>> repo.push_to_hub("Update weights")  # doctest: +SKIP
+            'http://127.0.0.1:8080/ns/repo/commit/3f2a...'
+        """
+        if clean_ok and self.is_repo_clean():
+            logger.info("Repo currently clean. Ignoring push_to_hub")
+            return None
+        self.git_add(auto_lfs_track=True)
+        self.git_commit(commit_message)
+        return self.git_push(
+            upstream=f"origin {self.current_branch}", blocking=blocking, auto_lfs_prune=auto_lfs_prune
+        )
+
+    push = push_to_hub
+
+    @contextlib.contextmanager
+    def commit(
+        self,
+        commit_message: str,
+        branch: str | None = None,
+        track_large_files: bool = True,
+        blocking: bool = True,
+        auto_lfs_prune: bool = False,
+    ) -> Iterator[Repository]:
+        """Pull, run the block inside the clone, then add, commit and push what it wrote.
+
+        The block runs with the clone as working directory (restored afterwards in every case).
+        If the block raises, nothing is committed or pushed, the files stay on disk, and the
+        exception propagates.
+
+        Example:
+            >>> with repo.commit("Add config"):  # doctest: +SKIP
+            ...     open("config.json", "w").write("{}")
+        """
+        if branch is not None:
+            self.git_checkout(branch, create_branch_ok=True)
+        if helpers.is_tracked_upstream(self.local_dir):
+            self._queue.wait()
+            with self._locked():
+                self._git.run(["pull", "--rebase", "--autostash"])
+        with _CWD_LOCK:
+            previous_cwd = os.getcwd()
+            os.chdir(self.local_dir)
+            try:
+                yield self
+            finally:
+                os.chdir(previous_cwd)
+        with self._locked():
+            self._auto_track(".", binary=True, large=track_large_files)
+            self.git_add()
+            try:
+                self.git_commit(commit_message)
+            except NothingToCommitError:
+                logger.info("Nothing to commit in %s", self.local_dir)
+        self.git_push(
+            upstream=f"origin {self.current_branch}", blocking=blocking, auto_lfs_prune=auto_lfs_prune
+        )
+
+    # ----- internals -------------------------------------------------------------------------
+
+    @property
+    def _gitattributes(self) -> str:
+        return os.path.join(self.local_dir, ".gitattributes")
+
+    def _locked(self) -> FileLock:
+        assert self._lock is not None, "the clone is not attached yet"
+        return self._lock
+
+    def _attach(self) -> None:
+        """Adopt an existing clone: lock file, remote for credentials, LFS hooks and filters."""
+        git_dir = self._git.run(["rev-parse", "--absolute-git-dir"]).stdout.strip()
+        self._lock = FileLock(os.path.join(git_dir, "lfsrepo.lock"))
+        remote = self._git.run(["config", "--get", "remote.origin.url"], check=False).stdout.strip()
+        self._git = GitRunner(self.local_dir, self._token, remote or None)
+        if not os.path.exists(os.path.join(git_dir, "hooks", "pre-push")):
+            # Hooks and filters in the clone itself: works without a global `git lfs install`.
+            with self._locked():
+                self._git.run(["lfs", "install", "--local"])
+
+    def _resolve_url(self, repo_url: str) -> str:
+        endpoint = os.environ.get(ENDPOINT_VARIABLE)
+        looks_like_id = (
+            "://" not in repo_url and ":" not in repo_url and not os.path.exists(repo_url)
+        )
+        if not (endpoint and looks_like_id):
+            if "://" not in repo_url and os.path.exists(repo_url):
+                return os.path.abspath(repo_url)
+            return repo_url
+        prefix = {"dataset": "datasets/", "space": "spaces/"}.get(self._repo_type or "", "")
+        return urllib.parse.urljoin(endpoint.rstrip("/") + "/", prefix + repo_url.strip("/"))
+
+    def _reuse_existing_clone(self, url: str) -> None:
+        if not helpers.is_git_repo(self.local_dir):
+            raise CloneConflictError(
+                f"Cannot clone {url} into {self.local_dir}: the folder is not empty and is not a git "
+                "clone. Use an empty folder, or move its files elsewhere first."
+            )
+        if not helpers.is_local_clone(self.local_dir, url):
+            others = ", ".join(split_credentials(u)[0] for u in helpers.remote_urls(self.local_dir))
+            raise CloneConflictError(
+                f"{self.local_dir} is a clone of {others or 'no remote'}, not of {url}. "
+                "Use another local_dir, or Repository(local_dir) without clone_from to use it."
+            )
+        self._attach()
+        self._git.run(["fetch", "origin"])
+        branch = self.current_branch
+        remote_ref = f"refs/remotes/origin/{branch}"
+        head_exists = self._git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
+        remote_exists = self._git.run(["rev-parse", "-q", "--verify", remote_ref], check=False).ok
+        if head_exists and remote_exists:
+            related = self._git.run(["merge-base", "HEAD", remote_ref], check=False).ok
+            if not related:
+                raise CloneConflictError(
+                    f"{self.local_dir} has a history unrelated to {url} (branch {branch}). "
+                    "Clone into an empty folder instead."
+                )
+        logger.info("%s is already a clone of %s; reusing it", self.local_dir, url)
+
+    def _for_remote(self, remote: str) -> GitRunner:
+        result = self._git.run(["remote", "get-url", remote], check=False)
+        return self._git.with_remote(result.stdout.strip() if result.ok else remote)
+
+    def _auto_track(self, pattern: str, binary: bool, large: bool) -> list[str]:
+        with self._locked():
+            deleted = set(lfs.deleted_files(self._git))
+            candidates = []
+            for path in lfs.files_to_be_staged(self._git, pattern):
+                full = os.path.join(self.local_dir, path)
+                if path not in deleted and os.path.isfile(full) and not os.path.islink(full):
+                    candidates.append(path)
+            excluded = lfs.lfs_filtered(self._git, candidates) | lfs.git_ignored(self._git, candidates)
+            to_track = []
+            for path in candidates:
+                if path in excluded:
+                    continue
+                full = os.path.join(self.local_dir, path)
+                if (large and os.path.getsize(full) >= lfs.LARGE_FILE_BYTES) or (
+                    binary and lfs.is_binary_file(full)
+                ):
+                    to_track.append(path)
+            tracked = lfs.add_lfs_lines(self._gitattributes, to_track)
+            lfs.remove_lfs_lines(self._gitattributes, deleted)
+            return tracked
+
+    def _push_target(self, upstream: str | None) -> tuple[str, str]:
+        branch = self.current_branch
+        if upstream:
+            remote, _, remote_branch = upstream.strip().partition(" ")
+            return remote, remote_branch.strip() or branch
+        configured = self._git.run(["config", "--get", f"branch.{branch}.remote"], check=False)
+        merge = self._git.run(["config", "--get", f"branch.{branch}.merge"], check=False)
+        if configured.ok and merge.ok:
+            return configured.stdout.strip(), merge.stdout.strip().removeprefix("refs/heads/")
+        return "origin", branch
+
+    def _push_job(
+        self, command: CommandInProgress, remote: str, branch: str, auto_lfs_prune: bool
+    ) -> int:
+        runner = self._for_remote(remote)
+        args = ["push", "--set-upstream", remote, f"HEAD:refs/heads/{branch}"]
+        with LfsProgress(bars_wanted(self._progress_bars)) as progress:
+            command.progress = progress
+            for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
+                output_before = (len(command.stdout), len(command.stderr))
+                returncode = command.run_process(
+                    lambda: runner.popen(args, env=progress.environment), runner.redact
+                )
+                if returncode == 0:
+                    break
+                # Classify this attempt by its own output; the command keeps every attempt's.
+                error = classify_failure(
+                    runner.command(args), returncode,
+                    command.stdout[output_before[0]:], command.stderr[output_before[1]:],
+                )
+                if not isinstance(error, PushRejectedError) or attempt == MAX_PUSH_ATTEMPTS:
+                    raise error
+                logger.info("Push to %s %s rejected; rebasing and retrying", remote, branch)
+                time.sleep(random.uniform(0.05, 0.3) * attempt)  # de-synchronise competing writers
+                with self._locked():
+                    runner.run(["pull", "--rebase", "--autostash", remote, branch],
+                               env=progress.environment)
+        if auto_lfs_prune:
+            self.lfs_prune()
+        return 0
+
+    def _raise(self, result: GitResult) -> None:
+        raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)
+
+
+def _as_list(patterns: str | Sequence[str]) -> list[str]:
+    return [patterns] if isinstance(patterns, str) else list(patterns)
