@@ -1,0 +1,153 @@
+"""The agent through the real git-lfs client against the local server: push, clone, faults, kill."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.setup import enable_largefiles
+from repository.testing import Faults, LocalGitServer
+
+MiB = 1024**2
+CHUNK = 5 * MiB
+
+
+@pytest.fixture(scope="module")
+def server():
+    # Multipart above 1 MiB, so a 3 MiB file is a single-part multipart upload.
+    with LocalGitServer(multipart_threshold=1 * MiB, chunk_size=CHUNK) as server:
+        yield server
+
+
+@pytest.fixture
+def clone(server, tmp_path, request):
+    name = f"agent/{request.node.name.replace('[', '-').replace(']', '')}"
+    url = server.create_repo(name)
+    path = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", url, str(path))
+    git(path, "lfs", "track", "*.bin")
+    enable_largefiles(path)
+    server.faults = Faults()
+    return path
+
+
+def git(cwd: Path, *args: str, env: dict | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_blob(path: Path, size: int) -> str:
+    """Write ``size`` pseudo-random bytes (fast: a random MiB repeated, a random tail); return oid."""
+    block, tail = os.urandom(MiB), os.urandom(size % MiB)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for piece in [block] * (size // MiB) + [tail]:
+            f.write(piece)
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def server_sha256(server: LocalGitServer, oid: str) -> str | None:
+    path = server.lfs_object_path(oid)
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def commit(clone: Path, files: dict[str, int]) -> dict[str, str]:
+    oids = {name: write_blob(clone / name, size) for name, size in files.items()}
+    git(clone, "add", ".")
+    git(clone, "commit", "-q", "-m", "data")
+    return oids
+
+
+def test_push_and_clone_multipart_objects_of_several_sizes(server, clone, tmp_path):
+    sizes = {"exact.bin": 3 * CHUNK, "over.bin": 3 * CHUNK + 1, "under.bin": 3 * CHUNK - 1,
+             "single.bin": 3 * MiB, "small.bin": 1000}
+    oids = commit(clone, sizes)
+    log = tmp_path / "agent.log"
+    git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_LOG": str(log)})
+    for name, oid in oids.items():
+        assert server_sha256(server, oid) == oid, name
+    text = log.read_text()
+    # The agent did the work (small.bin came in the same multipart batch as a plain PUT) ...
+    assert all(f"upload {oid}" in text for oid in oids.values())
+    # ... and its log keeps the presigned signatures out.
+    assert "sig=" not in text and "?<redacted>" in text
+    assert not list((clone / ".git" / "lfs" / "tmp").glob("lfsrepo-multipart-*"))
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", server.repo_url(clone_name(server, clone)), str(fresh))
+    for name, oid in oids.items():
+        assert hashlib.sha256((fresh / name).read_bytes()).hexdigest() == oid
+
+
+def clone_name(server: LocalGitServer, clone: Path) -> str:
+    url = git(clone, "remote", "get-url", "origin").stdout.strip()
+    return url.split(f":{server.port}/", 1)[1].removesuffix(".git")
+
+
+def test_push_survives_failed_parts_and_dropped_connections(server, clone):
+    # 64 MiB (13 parts) rather than the issue's 256 MiB keeps the default suite quick.
+    oids = commit(clone, {"big.bin": 64 * MiB + 123})
+    server.faults = Faults(fail_every_nth_part=3, drop_every_nth_body=5)
+    git(clone, "push", "-q", "origin", "main")
+    assert server_sha256(server, oids["big.bin"]) == oids["big.bin"]
+    assert server.bytes_received(oids["big.bin"]) > 64 * MiB  # the faults really fired
+
+
+def test_a_part_that_always_fails_fails_the_push_naming_object_and_cause(server, clone):
+    oids = commit(clone, {"doomed.bin": 12 * MiB})
+    server.faults = Faults(fail_every_nth_part=1)
+    result = git(clone, "push", "origin", "main", check=False,
+                 env={"LFSREPO_AGENT_ATTEMPTS": "2"})
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert oids["doomed.bin"] in output
+    assert "injected failure of part" in output and "HTTP 500" in output
+    assert server.lfs_object_path(oids["doomed.bin"]) is None
+    assert "Traceback" not in output
+
+
+def test_killed_push_resumes_without_resending_finished_parts(server, clone):
+    size = 8 * CHUNK
+    oid = commit(clone, {"resume.bin": size})["resume.bin"]
+    # Two parts at a time at 10 MB/s each: the push takes ~2 s, so the kill lands mid-upload.
+    server.faults = Faults(bandwidth_bytes_per_s=10 * MiB)
+    env = {**os.environ, "LFSREPO_AGENT_CONCURRENCY": "2"}
+    push = subprocess.Popen(["git", "push", "-q", "origin", "main"], cwd=clone, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while server.bytes_received(oid) < size // 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(push.pid, signal.SIGKILL)  # git, git-lfs and the agent, all at once
+    push.wait()
+    at_kill = server.bytes_received(oid)
+    assert size // 2 <= at_kill < size and server.lfs_object_path(oid) is None
+    journal = clone / ".git" / "lfs" / "tmp" / f"lfsrepo-multipart-{oid}.json"
+    done = len(json.loads(journal.read_text())["etags"])
+    assert done >= 2
+
+    server.faults = Faults()
+    git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_CONCURRENCY": "2"})
+    resent = server.bytes_received(oid) - at_kill
+    assert server_sha256(server, oid) == oid
+    # Only the parts not journalled go again: at most the remaining parts plus those in flight.
+    assert resent == size - done * CHUNK
+    assert resent <= size - at_kill + 2 * CHUNK
+    assert not journal.exists()
