@@ -19,8 +19,16 @@ from typing import Any
 from urllib.parse import quote
 
 from ._http import (
-    CHUNK, Environ, HttpError, Response, body_chunks, content_length, drop_connection,
-    json_response, read_json, status_line,
+    CHUNK,
+    Environ,
+    HttpError,
+    Response,
+    body_chunks,
+    content_length,
+    drop_connection,
+    json_response,
+    read_json,
+    status_line,
 )
 from .auth import Auth
 from .faults import FaultInjector

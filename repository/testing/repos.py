@@ -43,8 +43,7 @@ def normalize_name(name: str) -> str:
         'ns/model'
     """
     stripped = name.strip("/")
-    if stripped.endswith(".git"):
-        stripped = stripped[:-4]
+    stripped = stripped.removesuffix(".git")
     segments = stripped.split("/")
     if not 1 <= len(segments) <= 4 or not all(
         SEGMENT_RE.fullmatch(s) and not s.endswith(".git") and ".." not in s for s in segments
@@ -199,7 +198,7 @@ class RepoStore:
     def _git(self, *args: str, cwd: Path | None = None, input: bytes | None = None,
              env: dict[str, str] | None = None, check: bool = True) -> str:
         result = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True,
+            ["git", *args], cwd=cwd, input=input, capture_output=True, check=False,
             env={**git_env(), **(env or {})},
         )
         if check and result.returncode:

@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -26,6 +27,9 @@ from .git_http import GitHttpApp
 from .lfs_api import LfsApi
 from .repos import RepoStore, normalize_name
 from .storage import ObjectStore, check_oid
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 DEFAULT_THRESHOLD = 5 * 1024**3
 DEFAULT_CHUNK_SIZE = 64 * 1024**2
@@ -77,7 +81,7 @@ class LocalGitServer:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> LocalGitServer:
+    def start(self) -> Self:
         """Bind and serve in a background thread; returns self.
 
         Example:
@@ -109,7 +113,7 @@ class LocalGitServer:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalGitServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ from repository.testing import LocalGitServer
 
 
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120)
     if check and result.returncode:
         raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
     return result

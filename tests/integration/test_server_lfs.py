@@ -12,12 +12,13 @@ LFS_JSON = "application/vnd.git-lfs+json"
 MiB = 1024**2
 
 
-def batch(repo_url: str, operation: str, objects: list[dict], transfers=("basic",), **kw):
+def batch(repo_url: str, operation: str, objects: list[dict], transfers=("basic",),
+          headers: dict | None = None):
     """POST a batch request; returns the parsed response (asserting 200)."""
     response = requests.post(
         f"{repo_url}/info/lfs/objects/batch",
         json={"operation": operation, "transfers": list(transfers), "objects": objects},
-        headers={"Accept": LFS_JSON, "Content-Type": LFS_JSON}, timeout=30, **kw,
+        headers={"Accept": LFS_JSON, "Content-Type": LFS_JSON, **(headers or {})}, timeout=30,
     )
     assert response.status_code == 200, response.text
     return response.json()

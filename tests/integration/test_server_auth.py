@@ -1,0 +1,66 @@
+"""Token auth for git and LFS: 401 with challenges, Basic and Bearer accepted, no prompting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import requests
+
+from repository.testing import LocalGitServer
+from tests.integration.test_server_git import commit_file, git
+from tests.integration.test_server_lfs import batch
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalGitServer(token=TOKEN) as server:
+        server.create_repo("ns/private", {"a.txt": b"a", "w.bin": b"weights"})
+        yield server
+
+
+def test_git_without_token_gets_401_and_does_not_prompt(server, tmp_path):
+    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    result = git("clone", server.repo_url("ns/private"), str(tmp_path / "c"), check=False)
+    assert result.returncode != 0
+    assert "terminal prompts disabled" in result.stderr or "401" in result.stderr
+
+
+def test_lfs_without_token_gets_401_with_lfs_authenticate(server):
+    response = requests.post(f"{server.repo_url('ns/private')}/info/lfs/objects/batch",
+                             json={"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}]})
+    assert response.status_code == 401
+    assert response.headers["LFS-Authenticate"].startswith("Basic")
+    assert response.json()["message"]
+    unsigned = requests.get(f"{server.repo_url('ns/private')}/info/lfs/objects/{'a' * 64}")
+    assert unsigned.status_code == 401
+
+
+def test_basic_password_clone_and_bearer_lfs_push(server, tmp_path):
+    url = server.repo_url("ns/private").replace("http://", f"http://user:{TOKEN}@")
+    git("clone", url, str(tmp_path / "basic"))
+    assert (tmp_path / "basic" / "w.bin").read_bytes() == b"weights"
+
+    bearer = f"http.extraHeader=Authorization: Bearer {TOKEN}"
+    clone = tmp_path / "bearer"
+    git("-c", bearer, "clone", server.repo_url("ns/private"), str(clone))
+    data = os.urandom(200_000)
+    commit_file(clone, "more.bin", data)
+    git("-c", bearer, "push", "origin", "main", cwd=clone)
+    oid = hashlib.sha256(data).hexdigest()
+    assert server.lfs_object_size(oid) == len(data)
+    # signed object URLs work without credentials, like presigned object-store URLs
+    obj = batch(server.repo_url("ns/private"), "download", [{"oid": oid, "size": len(data)}],
+                headers={"Authorization": f"Bearer {TOKEN}"})["objects"][0]
+    assert requests.get(obj["actions"]["download"]["href"]).content == data
+
+
+def test_wrong_token_is_refused(server):
+    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+                            headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401

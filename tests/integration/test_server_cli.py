@@ -1,0 +1,44 @@
+"""`lfsrepo serve` as a separate process: prints its URL first, serves, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import requests
+
+from tests.integration.test_server_git import commit_file, git
+from tests.integration.test_server_lfs import batch
+
+
+def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repository.cli", "serve", "--data", str(data), "--token", "tok",
+         "--multipart-threshold", "8MiB", "--chunk-size", "5MiB", "--latency", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:")
+        clone = tmp_path / "c"
+        git("init", "-q", str(clone))
+        commit_file(clone, "a.txt", b"a")
+        git("push", base.replace("http://", "http://u:tok@") + "/ns/cli.git", "main", cwd=clone)
+        assert (data / "repos" / "ns" / "cli.git" / "HEAD").is_file()
+        answer = batch(f"{base}/ns/cli.git", "upload", [{"oid": "a" * 64, "size": 9 * 1024**2}],
+                       ("multipart",), headers={"Authorization": "Bearer tok"})
+        assert answer["objects"][0]["actions"]["upload"]["header"]["chunk_size"] == str(5 * 1024**2)
+        assert requests.get(f"{base}/ns/cli.git/info/refs").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_serve_rejects_bad_size(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path),
+         "--chunk-size", "5 parsecs"], check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "invalid size" in result.stderr
