@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +152,16 @@ def test_killed_push_resumes_without_resending_finished_parts(server, clone):
     assert resent == size - done * CHUNK
     assert resent <= size - at_kill + 2 * CHUNK
     assert not journal.exists()
+
+
+def test_agent_runs_from_an_interpreter_path_with_spaces(server, clone, tmp_path):
+    """git-lfs passes path and args through a shell: a virtualenv under spaces must still work."""
+    spaced = tmp_path / "my envs" / "the venv"
+    spaced.parent.mkdir()
+    spaced.symlink_to(Path(sys.prefix))
+    git(clone, "config", "lfs.customtransfer.multipart.path", str(spaced / "bin" / "python"))
+    oid = commit(clone, {"spaced.bin": 6 * MiB})["spaced.bin"]
+    log = tmp_path / "agent.log"
+    git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_LOG": str(log)})
+    assert server_sha256(server, oid) == oid
+    assert f"upload {oid}" in log.read_text()
