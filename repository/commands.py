@@ -14,6 +14,9 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import IO
 
+from .errors import GitCommandError
 from .progress import LfsProgress
 
 RUNNING = -1
@@ -132,14 +136,16 @@ class CommandInProgress:
         return f"{self.title}: running for {elapsed:.0f} s{progress}"
 
     def terminate(self) -> None:
-        """Stop the running process, if any; the command then fails.
+        """Stop the running process and its children (hooks, git-lfs), if any; the command fails.
 
         Example:
             >>> CommandInProgress("push").terminate()
         """
         process = self.process
         if process is not None and process.poll() is None:
-            process.terminate()
+            # git runs in its own session (see git.py), so its group is its pid.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
 
     def run_process(
         self,
@@ -259,9 +265,12 @@ class CommandQueue:
             try:
                 status = job(command)
             except BaseException as error:  # noqa: BLE001 - recorded on the command, never lost
-                command._finish(1, error)
+                if isinstance(error, GitCommandError) and error.returncode > 0:
+                    command._finish(error.returncode, error)  # its output is already in stderr
+                    continue
                 with command._output_lock:
                     command._stderr.append(f"\n{type(error).__name__}: {error}\n")
+                command._finish(1, error)
             else:
                 command._finish(status)
 
