@@ -1,0 +1,135 @@
+"""Pure logic of the Repository package: parsing, escaping, classification, credentials, queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repository.auth import config_entries_for_token, resolve_token, split_credentials
+from repository.commands import CommandQueue
+from repository.errors import AuthenticationError, GitCommandError, PushRejectedError
+from repository.git import GitRunner, classify_failure
+from repository.helpers import normalize_remote_url
+from repository.lfs import add_lfs_lines, escape_pattern, is_binary_bytes, remove_lfs_lines
+from repository.progress import parse_progress_line
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\"),
+    min_size=1, max_size=30,
+).filter(lambda n: n not in (".", "..") and n.strip() == n and n.strip())
+
+
+@given(name=names, done=st.integers(0, 10**12), total=st.integers(0, 10**12))
+def test_progress_lines_keep_names_with_spaces(name, done, total):
+    line = parse_progress_line(f"upload 3/7 {done}/{total} {name}\n")
+    assert line is not None
+    assert (line.name, line.bytes_so_far, line.total_bytes, line.file_number) == (name, done, total, 3)
+
+
+def test_malformed_progress_lines_are_ignored():
+    assert parse_progress_line("upload 1/x 1/2 a") is None
+    assert parse_progress_line("") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=names)
+def test_escaped_pattern_matches_exactly_that_file(tmp_path_factory, name):
+    root = tmp_path_factory.mktemp("attr")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    gitattributes = str(root / ".gitattributes")
+    assert add_lfs_lines(gitattributes, [name]) == [name]
+    runner = GitRunner(root)
+    payload = f"{name}\0decoy-{name}\0".encode()
+    output = runner.run(["check-attr", "-z", "--stdin", "filter"], input=payload).stdout
+    fields = output.split("\0")
+    assert fields[2] == "lfs" and fields[5] == "unspecified", (name, output)
+    assert remove_lfs_lines(gitattributes, [name]) == [name]
+    assert open(gitattributes).read() == ""
+
+
+def test_escape_anchors_at_the_root():
+    assert escape_pattern("a.bin") == "/a.bin"
+    assert escape_pattern("#x!") == "/\\#x\\!"
+
+
+def test_binary_sniffing():
+    assert is_binary_bytes(b"\x00")
+    assert not is_binary_bytes("text with ünïcode\n\t".encode())
+    assert is_binary_bytes(b"\x7f")
+
+
+def test_credentials_never_leave_their_place():
+    assert split_credentials("https://u:p%40ss@h:8/x") == ("https://h:8/x", "p@ss")
+    assert split_credentials("ssh://git@h/x") == ("ssh://git@h/x", None)
+    entries = dict(config_entries_for_token("T", "http://127.0.0.1:9/ns/r.git"))
+    assert entries == {"credential.helper": "", "http.http://127.0.0.1:9/.extraHeader":
+                       "Authorization: Bearer T"}
+    assert config_entries_for_token("T", "/local/path") == []
+
+
+def test_resolve_token(monkeypatch):
+    for name in ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert resolve_token(True) is None
+    monkeypatch.setenv("HF_TOKEN", "from-hf")
+    assert resolve_token(True) == "from-hf"
+    monkeypatch.setenv("LFSREPO_TOKEN", "from-lfsrepo")
+    assert resolve_token(True) == "from-lfsrepo"
+    with pytest.raises(TypeError):
+        resolve_token(42)  # type: ignore[arg-type]
+
+
+def test_environment_carries_the_token_without_touching_os_environ():
+    before = dict(os.environ)
+    runner = GitRunner("/tmp", token="s3cret", remote_url="https://h/r")
+    env = runner.environment()
+    assert "Authorization: Bearer s3cret" in env.values()
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and "GIT_ASKPASS" not in env
+    assert dict(os.environ) == before
+    assert runner.redact("x s3cret y dXNlcjpzM2NyZXQ=") == "x <redacted> y <redacted>"
+
+
+def test_failures_are_classified():
+    assert isinstance(classify_failure(["git", "push"], 128, "", "fatal: Authentication failed"),
+                      AuthenticationError)
+    assert isinstance(classify_failure(["git", "push"], 1, "", " ! [rejected] (fetch first)"),
+                      PushRejectedError)
+    error = classify_failure(["git", "status"], 1, "", "boom")
+    assert type(error) is GitCommandError and "`git status`" in str(error) and "boom" in str(error)
+    assert isinstance(error, OSError)
+
+
+def test_normalize_remote_url():
+    assert normalize_remote_url("https://u:t@h/ns/r.git") == normalize_remote_url("https://h/ns/r/")
+
+
+def test_queue_runs_in_order_one_at_a_time():
+    queue = CommandQueue("unit")
+    running = threading.Lock()
+    order: list[int] = []
+
+    def job(index: int):
+        def run(command) -> int:
+            assert running.acquire(blocking=False), "two commands ran at once"
+            order.append(index)
+            running.release()
+            return index % 2
+        return run
+
+    commands = [queue.submit(f"job {i}", job(i)) for i in range(20)]
+    assert queue.wait(timeout=10)
+    assert order == list(range(20))
+    assert [c.status for c in commands] == [i % 2 for i in range(20)]
+    assert [c.failed for c in commands] == [bool(i % 2) for i in range(20)]
+
+
+def test_queue_records_exceptions_as_failures():
+    command = CommandQueue("unit").submit("boom", lambda cmd: 1 // 0)
+    assert command.wait(5) and command.status == 1 and command.failed
+    assert "ZeroDivisionError" in command.stderr
+    assert isinstance(command.error, ZeroDivisionError)
