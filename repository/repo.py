@@ -382,7 +382,8 @@ class Repository:
             if auto_lfs_track:
                 tracked = self._auto_track(pattern, binary=True, large=True)
                 if tracked:
-                    logger.warning("Tracking %d file(s) with Git LFS: %s", len(tracked), tracked)
+                    shown = ", ".join(tracked[:5]) + (", ..." if len(tracked) > 5 else "")
+                    logger.warning("Tracking %d file(s) with Git LFS: %s", len(tracked), shown)
                 if os.path.exists(self._gitattributes):
                     extra = [".gitattributes"]
             self._git.run(["add", "--", pattern, *extra])
