@@ -568,7 +568,10 @@ class Repository:
         if not os.path.exists(os.path.join(git_dir, "hooks", "pre-push")):
             # Hooks and filters in the clone itself: works without a global `git lfs install`.
             with self._locked():
-                self._git.run(["lfs", "install", "--local"])
+                installed = self._git.run(["lfs", "install", "--local"], check=False)
+            if not installed.ok:
+                logger.warning("`git lfs install --local` failed in %s; LFS files may not be "
+                               "pushed: %s", self.local_dir, installed.stderr.strip())
 
     def _resolve_url(self, repo_url: str) -> str:
         endpoint = os.environ.get(ENDPOINT_VARIABLE)
@@ -670,11 +673,24 @@ class Repository:
                 logger.info("Push to %s %s rejected; rebasing and retrying", remote, branch)
                 time.sleep(random.uniform(0.05, 0.3) * attempt)  # de-synchronise competing writers
                 with self._locked():
-                    runner.run(["pull", "--rebase", "--autostash", remote, branch],
-                               env=progress.environment)
+                    self._rebase_onto_remote(runner, remote, branch, progress.environment)
         if auto_lfs_prune:
             self.lfs_prune()
         return 0
+
+    def _rebase_onto_remote(
+        self, runner: GitRunner, remote: str, branch: str, env: dict[str, str]
+    ) -> None:
+        pull = runner.run(["pull", "--rebase", "--autostash", remote, branch], env=env, check=False)
+        if pull.ok:
+            return
+        # A conflicting rebase must not leave the clone half-rebased.
+        self._git.run(["rebase", "--abort"], check=False)
+        raise PushRejectedError(
+            pull.command, pull.returncode, pull.stdout,
+            f"the remote moved on and rebasing onto it failed; resolve by hand "
+            f"(git pull --rebase {remote} {branch}):\n{pull.stderr}",
+        )
 
     def _raise(self, result: GitResult) -> None:
         raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from repository import AuthenticationError, Repository
+from repository import AuthenticationError, PushRejectedError, Repository
 from repository.testing import LocalGitServer
 
 
@@ -125,3 +125,24 @@ def test_mutations_wait_for_the_clone_lock_but_reads_do_not(remote_repo, tmp_pat
     worker.join(10)
     assert done.is_set()
     assert "after the lock" in git(tmp_path / "c", "log", "-1", "--format=%s")
+
+
+def test_rejected_push_is_rebased_and_a_conflict_is_left_clean(git_server, remote_repo, tmp_path):
+    url = git_server.create_repo(f"{remote_repo.name}-conflict", files={"a.txt": b"base\n"})
+    first = Repository(tmp_path / "one", clone_from=url)
+    second = Repository(tmp_path / "two", clone_from=url)
+    (tmp_path / "one" / "b.txt").write_text("one\n")
+    first.push_to_hub("one adds b")
+    (tmp_path / "two" / "c.txt").write_text("two\n")
+    second.push_to_hub("two adds c")  # rejected at first, then rebased onto "one adds b"
+    log = git(tmp_path / "two", "log", "--format=%s", "origin/main").splitlines()
+    assert log[:2] == ["two adds c", "one adds b"]
+
+    (tmp_path / "one" / "a.txt").write_text("one's line\n")
+    first.push_to_hub("one edits a")
+    (tmp_path / "two" / "a.txt").write_text("two's line\n")
+    with pytest.raises(PushRejectedError, match="resolve by hand"):
+        second.push_to_hub("two edits a")
+    assert not (tmp_path / "two" / ".git" / "rebase-merge").exists()
+    assert (tmp_path / "two" / "a.txt").read_text() == "two's line\n"
+    assert git(tmp_path / "two", "log", "-1", "--format=%s").strip() == "two edits a"
