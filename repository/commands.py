@@ -276,6 +276,23 @@ class CommandQueue:
 
 
 _ALL_QUEUES: weakref.WeakSet[CommandQueue] = weakref.WeakSet()
+_CLONE_QUEUES: weakref.WeakValueDictionary[str, CommandQueue] = weakref.WeakValueDictionary()
+_CLONE_QUEUES_LOCK = threading.Lock()
+
+
+def queue_for_clone(local_dir: str) -> CommandQueue:
+    """The one queue of the clone at ``local_dir``, shared by every ``Repository`` using it.
+
+    Example:
+        >>> queue_for_clone("/tmp/clone") is queue_for_clone("/tmp/clone")
+        True
+    """
+    key = os.path.realpath(local_dir)
+    with _CLONE_QUEUES_LOCK:
+        queue = _CLONE_QUEUES.get(key)
+        if queue is None:
+            queue = _CLONE_QUEUES[key] = CommandQueue(local_dir)
+        return queue
 
 
 def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -> bool:

@@ -6,7 +6,7 @@ carry the command and its stderr, both with any token already redacted.
 
 Example:
     >>> try:
-    ...     raise AuthenticationError(["git", "push"], 128, "fatal: Authentication failed")
+    ...     raise AuthenticationError(["git", "push"], 128, "", "fatal: Authentication failed")
     ... except OSError as error:
     ...     print(error.stderr)
     fatal: Authentication failed

@@ -23,7 +23,7 @@ from filelock import FileLock
 
 from . import helpers, lfs
 from .auth import resolve_token, split_credentials
-from .commands import CommandInProgress, CommandQueue
+from .commands import CommandInProgress, queue_for_clone
 from .errors import (
     CloneConflictError,
     NotAGitRepositoryError,
@@ -82,7 +82,7 @@ class Repository:
         self._repo_type = repo_type
         self._token = resolve_token(token)
         self._progress_bars = progress_bars
-        self._queue = CommandQueue(self.local_dir)
+        self._queue = queue_for_clone(self.local_dir)
         self._git = GitRunner(self.local_dir, self._token)
         self._lock: FileLock | None = None
         os.makedirs(self.local_dir, exist_ok=True)
