@@ -162,7 +162,12 @@ def run(stdin: IO[bytes], writer: MessageWriter, concurrency: int | None = None)
             else:
                 print(f"lfs-multipart agent: protocol error: {error}", file=sys.stderr)
                 return 2
-    log.debug("terminate")
+    if log.enabled():
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        log.debug(f"terminate: cpu {usage.ru_utime:.2f}s user {usage.ru_stime:.2f}s sys, "
+                  f"peak rss {usage.ru_maxrss // 1024} MiB")
     return 0
 
 

@@ -48,6 +48,16 @@ def configure(path: str | None) -> None:
     _path = path or None
 
 
+def enabled() -> bool:
+    """Whether a log file is configured (to skip work that only feeds the log).
+
+    Example:
+        >>> configure(None); enabled()
+        False
+    """
+    return _path is not None
+
+
 def debug(text: str) -> None:
     """Append one redacted, timestamped line to the log file if one is configured.
 
@@ -56,7 +66,9 @@ def debug(text: str) -> None:
     """
     if _path is None:
         return
-    line = f"{time.strftime('%H:%M:%S')} {os.getpid()} {redact(text)}\n"
+    now = time.time()
+    stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    line = f"{stamp} {os.getpid()} {redact(text)}\n"
     with _lock:
         try:
             with open(_path, "a", encoding="utf-8") as log_file:

@@ -2,7 +2,8 @@
 
 Example:
     >>> import os; r, w = os.pipe()
-    >>> from lfs_agent.protocol import MessageWriter
+    >>> from lfs_agent import log
+from lfs_agent.protocol import MessageWriter
     >>> p = Progress(MessageWriter(w), "ab", size=10)
     >>> sent = p.attempt(1); sent(4); sent(6); p.bytes_so_far
     10
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from lfs_agent import log
 from lfs_agent.protocol import MessageWriter
 
 INTERVAL = 0.2  # a few events a second: enough for a live bar, cheap for git-lfs
@@ -38,7 +40,8 @@ class Progress:
         """Return a callback that counts the bytes of one attempt at part ``key``.
 
         Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent import log
+from lfs_agent.protocol import MessageWriter
             >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8)
             >>> p.attempt(1)(5); p.attempt(1)(3); p.bytes_so_far
             5
@@ -62,7 +65,8 @@ class Progress:
         """Credit a whole part at once (a part the resume journal says is already uploaded).
 
         Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent import log
+from lfs_agent.protocol import MessageWriter
             >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8); p.done(1, 8); p.bytes_so_far
             8
         """
@@ -75,7 +79,8 @@ class Progress:
         """Send the last event, ``bytesSoFar == size``, unless it went out already.
 
         Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent import log
+from lfs_agent.protocol import MessageWriter
             >>> Progress(MessageWriter(os.pipe()[1]), "ab", 0).finish()
         """
         with self._lock:
@@ -86,6 +91,8 @@ class Progress:
     def _maybe_report(self) -> None:
         # The first event goes out at once: git-lfs holds its other workers until it sees one.
         now = time.monotonic()
+        if self._reported == 0:
+            log.debug(f"{self.oid}: first bytes on the wire")
         if (self._reported == 0 or self.bytes_so_far == self.size
                 or now - self._reported_at >= INTERVAL):
             self._report(now)
