@@ -27,8 +27,10 @@ from lfs_agent.protocol import MessageWriter, ProtocolError, parse_message
 
 def _import_transfers() -> None:
     # requests takes ~0.1 s to import: do it while git-lfs reads our init reply.
-    import lfs_agent.download  # noqa: F401
-    import lfs_agent.upload  # noqa: F401
+    import importlib
+
+    for name in ("lfs_agent.upload", "lfs_agent.download"):
+        importlib.import_module(name)
 
 
 def lfs_temp_dir(cwd: str | None = None) -> str:

@@ -119,7 +119,7 @@ class Downloader:
             if ranged or got:
                 request_headers["Range"] = f"bytes={offset + got}-{offset + length - 1}"
 
-            def send() -> requests.Response:
+            def send(request_headers: dict[str, str] = request_headers) -> requests.Response:
                 return self.session.get(href, headers=request_headers, stream=True,
                                         timeout=TIMEOUT)
 

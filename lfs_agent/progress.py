@@ -2,8 +2,7 @@
 
 Example:
     >>> import os; r, w = os.pipe()
-    >>> from lfs_agent import log
-from lfs_agent.protocol import MessageWriter
+    >>> from lfs_agent.protocol import MessageWriter
     >>> p = Progress(MessageWriter(w), "ab", size=10)
     >>> sent = p.attempt(1); sent(4); sent(6); p.bytes_so_far
     10
@@ -40,8 +39,7 @@ class Progress:
         """Return a callback that counts the bytes of one attempt at part ``key``.
 
         Example:
-            >>> import os; from lfs_agent import log
-from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent.protocol import MessageWriter
             >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8)
             >>> p.attempt(1)(5); p.attempt(1)(3); p.bytes_so_far
             5
@@ -65,8 +63,7 @@ from lfs_agent.protocol import MessageWriter
         """Credit a whole part at once (a part the resume journal says is already uploaded).
 
         Example:
-            >>> import os; from lfs_agent import log
-from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent.protocol import MessageWriter
             >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8); p.done(1, 8); p.bytes_so_far
             8
         """
@@ -79,8 +76,7 @@ from lfs_agent.protocol import MessageWriter
         """Send the last event, ``bytesSoFar == size``, unless it went out already.
 
         Example:
-            >>> import os; from lfs_agent import log
-from lfs_agent.protocol import MessageWriter
+            >>> import os; from lfs_agent.protocol import MessageWriter
             >>> Progress(MessageWriter(os.pipe()[1]), "ab", 0).finish()
         """
         with self._lock:

@@ -52,13 +52,13 @@ def enable_largefiles(path: str | os.PathLike[str]) -> None:
     if not os.path.isdir(path):
         raise NotAGitCloneError(f"{path}: no such directory")
     probe = subprocess.run(["git", "-C", path, "rev-parse", "--is-inside-work-tree"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if probe.returncode != 0 or probe.stdout.strip() != "true":
         raise NotAGitCloneError(f"{path}: not a git clone (git says: "
                                 f"{probe.stderr.strip() or probe.stdout.strip()})")
     for key, value in agent_settings().items():
         result = subprocess.run(["git", "-C", path, "config", "--local", "--replace-all", key,
-                                 value], capture_output=True, text=True)
+                                 value], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise NotAGitCloneError(f"{path}: cannot set {key}: {result.stderr.strip()}")
 

@@ -181,8 +181,8 @@ def first_byte_delay(trace: Path, log: Path) -> float | None:
                   if "first bytes on the wire" in line), None)
     if batch_at is None or first is None:
         return None
-    parse = lambda stamp: datetime.strptime(stamp, "%H:%M:%S.%f")  # noqa: E731
-    return (parse(first) - parse(batch_at)).total_seconds()
+    delay = datetime.strptime(first, "%H:%M:%S.%f") - datetime.strptime(batch_at, "%H:%M:%S.%f")
+    return delay.total_seconds()
 
 
 def main() -> int:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-import lfs_agent.download as download
-from lfs_agent import http, log
+from lfs_agent import download, http, log
 from lfs_agent.progress import Progress
 from lfs_agent.protocol import MessageWriter
 from repository.testing import Faults, LocalGitServer
@@ -50,7 +49,7 @@ def test_ranged_parallel_download_with_and_without_drops(server, tmp_path, monke
     monkeypatch.setattr(download, "MIN_RANGE", MiB)
     monkeypatch.setattr(http, "BACKOFF_BASE", 0.01)
     size = 20 * MiB + 17
-    oid, data, action = stored_object(server, tmp_path, size)
+    oid, _, action = stored_object(server, tmp_path, size)
     server.faults = faults
     log.configure(str(tmp_path / "agent.log"))
     events = tmp_path / "events"

@@ -24,7 +24,7 @@ OID = "a" * 64
 def agent_process(lines: list[bytes], env: dict | None = None,
                   cwd: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-I", "-m", "lfs_agent"], input=b"".join(lines),
-                          capture_output=True, timeout=60, cwd=cwd,
+                          capture_output=True, timeout=60, cwd=cwd, check=False,
                           env={**os.environ, **(env or {})})
 
 
@@ -77,7 +77,7 @@ def test_stray_prints_and_warnings_never_reach_stdout(tmp_path):
             " os.write(1, b'raw fd write\\n'); return orig(*x, **k)\n"
             "a.run=noisy; sys.exit(main())")
     result = subprocess.run([sys.executable, "-c", code], input=line(INIT), capture_output=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.stdout == b"{}\n"
     assert b"stray print" in result.stderr and b"raw fd write" in result.stderr
 

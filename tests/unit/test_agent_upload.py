@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent import http
+from lfs_agent import download, http
 from lfs_agent.download import Downloader
 from lfs_agent.http import TransferError
 from lfs_agent.progress import Progress
@@ -195,8 +195,6 @@ def _stored(server: PartServer, tmp_path: Path, size: int) -> tuple[str, bytes]:
 
 @pytest.mark.parametrize("honour_range", [True, False])
 def test_download_with_ranges_or_without(server, tmp_path, monkeypatch, honour_range):
-    import lfs_agent.download as download
-
     monkeypatch.setattr(download, "MIN_RANGE", CHUNK)
     server.behaviour.honour_range = honour_range
     size = 9 * CHUNK + 5
@@ -213,8 +211,6 @@ def test_download_with_ranges_or_without(server, tmp_path, monkeypatch, honour_r
 
 
 def test_dropped_ranges_resume(server, tmp_path, monkeypatch):
-    import lfs_agent.download as download
-
     monkeypatch.setattr(download, "MIN_RANGE", CHUNK)
     server.behaviour.drop_every_nth_get = 3
     size = 12 * CHUNK
