@@ -241,7 +241,14 @@ class Uploader:
         headers = {"Content-Length": str(part.length)}
 
         def send() -> requests.Response:
-            body = FileSlice(path, part.offset, part.length, progress.attempt(part.number))
+            counter = progress.attempt(part.number)
+
+            def on_sent(count: int) -> None:
+                if stop.is_set():  # another part failed for good: abandon this body now
+                    raise Cancelled(f"part {part.number}")
+                counter(count)
+
+            body = FileSlice(path, part.offset, part.length, on_sent)
             return self.session.put(part.url, data=body, headers=headers, timeout=TIMEOUT)
 
         try:

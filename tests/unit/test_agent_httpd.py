@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +23,7 @@ class Behaviour:
     retry_after: str | None = None
     honour_range: bool = True
     drop_every_nth_get: int = 0          # close a GET body half way
+    slow_part: int | None = None         # this part's body is read at about 1 MB/s
 
 
 @dataclass
@@ -63,7 +65,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            body = self.rfile.read(length)
+            if number == behaviour.slow_part:
+                body = b""
+                while len(body) < length:
+                    piece = self.rfile.read(min(16384, length - len(body)))
+                    if not piece:
+                        return
+                    body += piece
+                    time.sleep(0.016)
+            else:
+                body = self.rfile.read(length)
             with state.lock:
                 state.bytes_received += len(body)
             if number == behaviour.always_fail_part:

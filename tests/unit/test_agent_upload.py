@@ -18,6 +18,7 @@ from lfs_agent.upload import ActionError, Journal, Uploader, plan_parts
 from tests.unit.test_agent_httpd import PartServer
 
 CHUNK = 64 * 1024
+MiB = 1024**2
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +116,18 @@ def test_a_4xx_fails_at_once_with_the_servers_message(server, tmp_path):
     assert not server.state.objects
 
 
+def test_a_failed_part_abandons_the_parts_still_on_the_wire(server, tmp_path):
+    import time
+
+    server.behaviour.always_fail_part = 1
+    server.behaviour.always_fail_status = 403
+    server.behaviour.slow_part = 2  # 64 MiB at ~1 MB/s would take a minute
+    started = time.monotonic()
+    with pytest.raises(TransferError, match="part 1: HTTP 403"):
+        upload(server, tmp_path, 2 * 64 * MiB, chunk=64 * MiB, concurrency=2)
+    assert time.monotonic() - started < 10
+
+
 def test_a_part_that_keeps_failing_gives_up(server, tmp_path, monkeypatch):
     monkeypatch.setattr(http, "ATTEMPTS", 3)
     server.behaviour.always_fail_part = 1
@@ -151,6 +164,17 @@ def test_resume_journal_skips_finished_parts_and_is_removed(server, tmp_path):
     assert server.state.bytes_received - before == 3 * CHUNK
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
     assert list(journal_dir.iterdir()) == []
+
+
+def test_a_corrupt_journal_is_ignored(server, tmp_path):
+    size = 2 * CHUNK
+    path, oid = make_file(tmp_path, size)
+    (tmp_path / f"lfsrepo-multipart-{oid}.json").write_text('{"etags": [1, 2')
+    events = Events(tmp_path)
+    request = {"oid": oid, "size": size, "path": path, "action": server.action(size, CHUNK)}
+    Uploader(2, str(tmp_path)).upload(request, Progress(events.writer, oid, size))
+    assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
+    assert server.state.bytes_received == size
 
 
 def test_a_stale_journal_falls_back_to_a_full_upload(server, tmp_path):
