@@ -24,7 +24,7 @@ from lfs_agent import log
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # A big part at a capped bandwidth can take long, but a socket idle this long is dead.
 TIMEOUT = (10.0, float(os.environ.get("LFSREPO_AGENT_TIMEOUT", "60")))
-ATTEMPTS = int(os.environ.get("LFSREPO_AGENT_ATTEMPTS", "8"))
+ATTEMPTS = int(os.environ.get("LFSREPO_AGENT_ATTEMPTS", "10"))
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 20.0
 READ_BLOCK = 1024 * 1024
