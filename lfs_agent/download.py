@@ -75,7 +75,6 @@ class Downloader:
             else:
                 self._fetch_ranges(fd, action["href"], headers,
                                    split_ranges(size, range_size), progress)
-            os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(path)
@@ -139,6 +138,8 @@ class Downloader:
             try:
                 for block in response.iter_content(BLOCK):
                     if got + len(block) > length:
+                        if stop is not None:
+                            stop.set()
                         raise TransferError(response.status_code,
                                             f"the server sent more than {length} bytes")
                     os.pwrite(fd, block, offset + got)

@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class AgentRss:
-    """Polls /proc for agent processes and keeps the peak of their summed RSS."""
+    """Polls /proc for agent processes working under ``root`` and keeps their summed RSS's peak."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
         self.peak = 0
         self.processes = 0
         self._seen: set[int] = set()
@@ -56,7 +57,8 @@ class AgentRss:
                     continue
                 try:
                     argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                    if b"lfs_agent" not in argv or b"python" not in argv[0]:
+                    if b"lfs_agent" not in argv or b"python" not in argv[0] or \
+                            not os.readlink(f"/proc/{entry}/cwd").startswith(self.root):
                         continue
                     status = Path(f"/proc/{entry}/status").read_text()
                 except OSError:
@@ -134,15 +136,45 @@ def timed_push(clone: Path, env: dict | None = None) -> float:
     return time.monotonic() - started
 
 
+def upload_action(server: Server, oid: str, size: int, transfer: str) -> dict:
+    """Ask the server's batch API for an upload action, as git-lfs would."""
+    batch = requests.post(f"{server.new_repo()}/info/lfs/objects/batch", timeout=30, data=json.dumps(
+        {"operation": "upload", "transfers": [transfer], "objects": [{"oid": oid, "size": size}]}),
+        headers={"Accept": "application/vnd.git-lfs+json",
+                 "Content-Type": "application/vnd.git-lfs+json"}).json()
+    return batch["objects"][0]["actions"]["upload"]
+
+
+def agent_alone(server: Server, work: Path, size: int) -> float:
+    """The agent process fed the protocol by this script: the upload without git or git-lfs."""
+    path = work / "alone.bin"
+    oid = make_file(path, size)
+    action = upload_action(server, oid, size, "multipart")
+    os.sync()
+    started = time.monotonic()
+    agent = subprocess.Popen([sys.executable, "-I", "-m", "lfs_agent"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    agent.stdin.write(json.dumps({"event": "init", "operation": "upload",
+                                  "concurrenttransfers": 8}) + "\n")
+    agent.stdin.write(json.dumps({"event": "upload", "oid": oid, "size": size, "path": str(path),
+                                  "action": action}) + "\n")
+    agent.stdin.flush()
+    for line in agent.stdout:
+        if json.loads(line).get("event") == "complete":
+            assert "error" not in json.loads(line), line
+            break
+    elapsed = time.monotonic() - started
+    agent.stdin.write('{"event": "terminate"}\n')
+    agent.stdin.close()
+    agent.wait()
+    path.unlink()
+    return elapsed
+
+
 def curl_put(server: Server, work: Path, size: int) -> float:
     path = work / "raw.bin"
     oid = make_file(path, size)
-    url = server.new_repo()
-    batch = requests.post(f"{url}/info/lfs/objects/batch", timeout=30, data=json.dumps(
-        {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]}),
-        headers={"Accept": "application/vnd.git-lfs+json",
-                 "Content-Type": "application/vnd.git-lfs+json"}).json()
-    action = batch["objects"][0]["actions"]["upload"]
+    action = upload_action(server, oid, size, "basic")
     headers = [f"-H{k}: {v}" for k, v in (action.get("header") or {}).items()]
     os.sync()
     started = time.monotonic()
@@ -160,7 +192,7 @@ def agent_push(server: Server, work: Path, size: int,
     trace, log = work / "trace.txt", work / "agent.log"
     for f in (trace, log):
         f.unlink(missing_ok=True)
-    rss = AgentRss()
+    rss = AgentRss(work)
     elapsed = timed_push(clone, {"GIT_TRACE": str(trace), "LFSREPO_AGENT_LOG": str(log),
                                  **(env or {})})
     peak, processes = rss.stop()
@@ -208,6 +240,9 @@ def main() -> int:
         try:
             curl = curl_put(server, work, size)
             report(f"curl -T (single PUT, basic URL)   {curl:6.2f} s  {mb / curl:7.1f} MB/s")
+            alone = agent_alone(server, work, size)
+            report(f"agent alone (no git), 8 in flight {alone:6.2f} s  {mb / alone:7.1f} MB/s"
+                   f"  = {curl / alone:.2f}x curl")
             basic = timed_push(prepared_clone(server, work, size, agent=False))
             report(f"git push, git-lfs basic            {basic:6.2f} s  {mb / basic:7.1f} MB/s")
             agent, ttfb, peak, procs = agent_push(server, work, size)
