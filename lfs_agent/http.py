@@ -27,7 +27,10 @@ TIMEOUT = (10.0, float(os.environ.get("LFSREPO_AGENT_TIMEOUT", "60")))
 ATTEMPTS = int(os.environ.get("LFSREPO_AGENT_ATTEMPTS", "10"))
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 20.0
-READ_BLOCK = 1024 * 1024
+# Small first block: progress starts at once; then blocks small enough for a few progress
+# events a second even on a slow connection, large enough to cost little CPU.
+FIRST_BLOCK = 64 * 1024
+READ_BLOCK = 256 * 1024
 
 
 class TransferError(Exception):
@@ -85,8 +88,10 @@ class FileSlice:
     def __iter__(self) -> Iterator[bytes]:
         with open(self.path, "rb", buffering=0) as source:
             position, end = self.offset, self.offset + self.length
+            block_size = FIRST_BLOCK
             while position < end:
-                block = os.pread(source.fileno(), min(READ_BLOCK, end - position), position)
+                block = os.pread(source.fileno(), min(block_size, end - position), position)
+                block_size = READ_BLOCK
                 if not block:
                     raise OSError(f"{self.path} is shorter than expected ({position} < {end} bytes)")
                 position += len(block)

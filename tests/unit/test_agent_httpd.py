@@ -23,7 +23,7 @@ class Behaviour:
     retry_after: str | None = None
     honour_range: bool = True
     drop_every_nth_get: int = 0          # close a GET body half way
-    slow_part: int | None = None         # this part's body is read at about 1 MB/s
+    slow_part: int | None = None         # this part's body is read at about 4 MB/s
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
                     if not piece:
                         return
                     body += piece
-                    time.sleep(0.016)
+                    time.sleep(0.004)
             else:
                 body = self.rfile.read(length)
             with state.lock:
