@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 
 from .git import GitRunner, split_nul
@@ -168,7 +169,8 @@ def remove_lfs_lines(gitattributes: str, paths: Iterable[str]) -> list[str]:
         lines = handle.read().splitlines(keepends=True)
     kept, removed = [], []
     for line in lines:
-        fields = line.split()
+        # git separates fields with ASCII blanks only; str.split() would also split on U+00A0.
+        fields = re.split(r"[ \t]+", line.strip(" \t\r\n"))
         if fields and fields[0] in patterns and "filter=lfs" in fields[1:]:
             removed.append(patterns[fields[0]])
         else:

@@ -19,7 +19,9 @@ import urllib.parse
 import warnings
 from collections.abc import Iterator, Sequence
 
+import git as gitpython
 from filelock import FileLock
+from git.refs.symbolic import SymbolicReference
 
 from . import helpers, lfs
 from .auth import resolve_token, split_credentials
@@ -29,6 +31,7 @@ from .errors import (
     NotAGitRepositoryError,
     NothingToCommitError,
     PushRejectedError,
+    RepositoryError,
     RevisionNotFoundError,
 )
 from .git import GitResult, GitRunner, classify_failure, require_git_and_lfs
@@ -85,6 +88,7 @@ class Repository:
         self._queue = queue_for_clone(self.local_dir)
         self._git = GitRunner(self.local_dir, self._token)
         self._lock: FileLock | None = None
+        self._gitpython: gitpython.Repo | None = None
         os.makedirs(self.local_dir, exist_ok=True)
         if clone_from is not None:
             self.clone_from(clone_from)
@@ -421,8 +425,7 @@ class Repository:
             >>> command.wait(timeout=600)  # doctest: +SKIP
             True
         """
-        remote, branch = self._push_target(upstream)
-        commit_url = self.git_head_commit_url()
+        remote, branch, commit_url = self._push_state(upstream)
         command = self._queue.submit(
             "push", lambda cmd: self._push_job(cmd, remote, branch, auto_lfs_prune)
         )
@@ -563,6 +566,7 @@ class Repository:
         """Adopt an existing clone: lock file, remote for credentials, LFS hooks and filters."""
         git_dir = self._git.run(["rev-parse", "--absolute-git-dir"]).stdout.strip()
         self._lock = FileLock(os.path.join(git_dir, "lfsrepo.lock"))
+        self._gitpython = gitpython.Repo(self.local_dir)
         remote = self._git.run(["config", "--get", "remote.origin.url"], check=False).stdout.strip()
         self._git = GitRunner(self.local_dir, self._token, remote or None)
         if not os.path.exists(os.path.join(git_dir, "hooks", "pre-push")):
@@ -638,16 +642,36 @@ class Repository:
             lfs.remove_lfs_lines(self._gitattributes, deleted)
             return tracked
 
-    def _push_target(self, upstream: str | None) -> tuple[str, str]:
-        branch = self.current_branch
+    def _push_state(self, upstream: str | None) -> tuple[str, str, str]:
+        """(remote, remote branch, commit URL) read from files, without starting a git process.
+
+        This keeps ``git_push(blocking=False)`` fast: it returns before any git command runs.
+        """
+        repo = self._gitpython
+        assert repo is not None, "the clone is not attached yet"
+        if repo.head.is_detached:
+            raise RepositoryError(f"{self.local_dir}: HEAD is detached; check out a branch to push")
+        branch = repo.head.reference.name
+        try:
+            head = SymbolicReference.dereference_recursive(repo, "HEAD")
+        except ValueError:
+            raise RepositoryError(
+                f"{self.local_dir}: branch {branch} has no commit yet; nothing to push"
+            ) from None
+        config = repo.config_reader("repository")
+
+        def value(section: str, option: str) -> str | None:
+            return str(config.get_value(section, option)) if config.has_option(section, option) else None
+
         if upstream:
             remote, _, remote_branch = upstream.strip().partition(" ")
-            return remote, remote_branch.strip() or branch
-        configured = self._git.run(["config", "--get", f"branch.{branch}.remote"], check=False)
-        merge = self._git.run(["config", "--get", f"branch.{branch}.merge"], check=False)
-        if configured.ok and merge.ok:
-            return configured.stdout.strip(), merge.stdout.strip().removeprefix("refs/heads/")
-        return "origin", branch
+            remote_branch = remote_branch.strip() or branch
+        else:
+            remote = value(f'branch "{branch}"', "remote") or "origin"
+            merge = value(f'branch "{branch}"', "merge")
+            remote_branch = merge.removeprefix("refs/heads/") if merge else branch
+        url = split_credentials(value('remote "origin"', "url") or "")[0].removesuffix(".git")
+        return remote, remote_branch, f"{url.rstrip('/')}/commit/{head}"
 
     def _push_job(
         self, command: CommandInProgress, remote: str, branch: str, auto_lfs_prune: bool
