@@ -93,7 +93,7 @@ def test_wait_for_commands_timeout_and_events(remote_repo, tmp_path):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
     make_commit(repo, "a.txt", b"a")
     slow_chatty_hook(tmp_path / "c", seconds=1.0)
-    _, command = repo.git_push(blocking=False)
+    repo.git_push(blocking=False)
     assert repo.wait_for_commands(timeout=0.2) is False
     assert repo.wait_for_commands(timeout=30) is True
     # Event-driven: a quick push is waited for in well under the legacy one-second poll.
@@ -122,7 +122,7 @@ def test_interpreter_exit_waits_and_says_so_once(remote_repo, tmp_path):
     script = tmp_path / "exit.py"
     script.write_text(EXIT_SCRIPT.format(clone=str(tmp_path / "c")))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("waiting for background git commands") == 1
     assert re.search(r"/c: push: (queued|running for \d+ s)", result.stderr)

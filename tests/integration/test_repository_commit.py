@@ -28,7 +28,7 @@ def test_block_that_raises_commits_and_pushes_nothing(git_server, remote_repo, t
     cwd = os.getcwd()
     with pytest.raises(ZeroDivisionError), repo.commit("half-written"):
         Path("half.bin").write_bytes(b"\0" * 10)
-        1 / 0
+        raise ZeroDivisionError("the block failed halfway")
     assert os.getcwd() == cwd
     assert (tmp_path / "c" / "half.bin").exists()
     assert repo.git_head_hash() == head

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -159,7 +160,7 @@ def test_clone_and_push_without_global_lfs_install(remote_repo, tmp_path, monkey
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     assert subprocess.run(["git", "config", "--global", "filter.lfs.process"],
-                          capture_output=True).returncode == 1
+                          capture_output=True, check=False).returncode == 1
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url, git_user="Ada Lovelace",
                       git_email="ada@example.com")
     data = os.urandom(20_000)
@@ -253,7 +254,7 @@ def test_state_queries_and_helpers(git_server, remote_repo, tmp_path):
 def test_credential_helper_store_is_opt_in_and_warns(remote_repo, tmp_path):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
     assert subprocess.run(["git", "config", "--get", "credential.helper"], cwd=tmp_path / "c",
-                          capture_output=True).returncode == 1
+                          capture_output=True, check=False).returncode == 1
     with pytest.warns(UserWarning, match="plain text"):
         repo.git_credential_helper_store()
     assert git(tmp_path / "c", "config", "--get", "credential.helper").strip() == "store"
@@ -275,3 +276,33 @@ def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path):
     repo.lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
     assert "lfs.customtransfer.multipart.path" in config
+
+
+def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:
+    """Run ``action`` with a `git` shim first on PATH that logs every invocation."""
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir(exist_ok=True)
+    log = tmp_path / "git-calls.log"
+    real_git = shutil.which("git")
+    shim = shim_dir / "git"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\nexec "{real_git}" "$@"\n')
+    shim.chmod(0o755)
+    log.write_text("")
+    with monkeypatch.context() as patch:
+        patch.setenv("PATH", f"{shim_dir}{os.pathsep}{os.environ['PATH']}")
+        action()
+    return len(log.read_text().splitlines())
+
+
+def test_auto_tracking_spawns_a_constant_number_of_git_processes(remote_repo, tmp_path, monkeypatch):
+    counts = []
+    for size in (5, 300):
+        repo = Repository(tmp_path / f"c{size}", clone_from=remote_repo.url)
+        for index in range(size):
+            (tmp_path / f"c{size}" / f"file {index}.txt").write_text(f"{index}\n")
+            (tmp_path / f"c{size}" / f"blob {index}.dat").write_bytes(b"\0" + os.urandom(100))
+        counts.append(count_git_processes_during(
+            lambda repo=repo: repo.git_add(auto_lfs_track=True), tmp_path, monkeypatch))
+        assert len(repo.list_deleted_files()) == 0
+        assert repository.is_tracked_with_lfs(tmp_path / f"c{size}" / f"blob {size - 1}.dat")
+    assert counts[0] == counts[1] <= 8, counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -49,7 +50,7 @@ def test_escaped_pattern_matches_exactly_that_file(tmp_path_factory, name):
     fields = output.split("\0")
     assert fields[2] == "lfs" and fields[5] == "unspecified", (name, output)
     assert remove_lfs_lines(gitattributes, [name]) == [name]
-    assert open(gitattributes).read() == ""
+    assert Path(gitattributes).read_text() == ""
 
 
 def test_escape_anchors_at_the_root():
