@@ -306,3 +306,12 @@ def test_auto_tracking_spawns_a_constant_number_of_git_processes(remote_repo, tm
         assert len(repo.list_deleted_files()) == 0
         assert repository.is_tracked_with_lfs(tmp_path / f"c{size}" / f"blob {size - 1}.dat")
     assert counts[0] == counts[1] <= 8, counts
+
+
+def test_legacy_repo_id_is_resolved_against_the_endpoint(git_server, remote_repo, tmp_path,
+                                                          monkeypatch):
+    git_server.create_repo(f"{remote_repo.name}-byid", files={"a.txt": b"by id"})
+    monkeypatch.setenv("LFSREPO_ENDPOINT", git_server.base_url)
+    repo = Repository(tmp_path / "c", clone_from=f"{remote_repo.name}-byid")
+    assert (tmp_path / "c" / "a.txt").read_bytes() == b"by id"
+    assert repo.git_remote_url() == f"{git_server.base_url}/{remote_repo.name}-byid"
