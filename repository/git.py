@@ -107,7 +107,7 @@ class GitRunner:
     """Runs git / git-lfs in one working directory with one set of credentials.
 
     Example:
-        >>> GitRunner("/tmp").redact("token abc", ) == "token abc"
+        >>> GitRunner("/tmp", token="abc").run(["--version"]).ok
         True
     """
 

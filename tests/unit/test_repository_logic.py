@@ -134,3 +134,22 @@ def test_queue_records_exceptions_as_failures():
     assert command.wait(5) and command.status == 1 and command.failed
     assert "ZeroDivisionError" in command.stderr
     assert isinstance(command.error, ZeroDivisionError)
+
+
+def test_the_legacy_public_api_is_all_there():
+    import repository
+    from repository import Repository
+
+    for name in ("current_branch", "check_git_versions", "clone_from", "git_config_username_and_email",
+                 "git_credential_helper_store", "git_head_hash", "git_remote_url",
+                 "git_head_commit_url", "list_deleted_files", "lfs_track", "lfs_untrack",
+                 "lfs_enable_largefiles", "auto_track_large_files", "auto_track_binary_files",
+                 "lfs_prune", "git_pull", "git_add", "git_commit", "git_push", "git_checkout",
+                 "tag_exists", "add_tag", "delete_tag", "is_repo_clean", "push_to_hub", "push",
+                 "commit", "command_queue", "commands_failed", "commands_in_progress",
+                 "wait_for_commands"):
+        assert hasattr(Repository, name), name
+    for name in ("is_git_repo", "is_local_clone", "is_tracked_with_lfs", "is_git_ignored",
+                 "is_binary_file", "files_to_be_staged", "is_tracked_upstream", "commits_to_push"):
+        assert callable(getattr(repository, name)), name
+    assert issubclass(repository.RepositoryError, OSError)
