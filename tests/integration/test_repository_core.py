@@ -276,6 +276,11 @@ def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path):
     repo.lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
     assert "lfs.customtransfer.multipart.path" in config
+    data = os.urandom(9 * 1024 * 1024)  # above the session server's multipart threshold
+    with repo.commit("through the agent"):
+        Path("large.bin").write_bytes(data)
+    stored = remote_repo.server.lfs_object_path(sha256(data))
+    assert stored is not None and sha256(stored.read_bytes()) == sha256(data)
 
 
 def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:
