@@ -147,8 +147,13 @@ class LfsApi:
             self.repos.create(name, exist_ok=True)
         base = f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}/{name}.git/info/lfs"
         if operation == "download":
-            return json_response(200, {"transfer": "basic", "objects": [
-                self._download_entry(base, oid, size) for oid, size in wanted]})
+            # Large downloads go to a multipart-capable client too: the same ranged GET URL, so
+            # its agent may fetch ranges in parallel.
+            multipart = "multipart" in transfers and any(
+                (self.store.size(oid) or 0) > self.multipart_threshold for oid, _ in wanted)
+            return json_response(200, {
+                "transfer": "multipart" if multipart else "basic",
+                "objects": [self._download_entry(base, oid, size) for oid, size in wanted]})
         multipart = "multipart" in transfers and any(
             size > self.multipart_threshold and self.store.size(oid) is None for oid, size in wanted
         )

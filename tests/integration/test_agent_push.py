@@ -169,3 +169,20 @@ def test_agent_runs_from_an_interpreter_path_with_spaces(server, clone, tmp_path
     git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_LOG": str(log)})
     assert server_sha256(server, oid) == oid
     assert f"upload {oid}" in log.read_text()
+
+
+def test_git_lfs_pull_downloads_large_objects_through_the_agent(server, clone, tmp_path):
+    oids = commit(clone, {"weights.bin": 3 * CHUNK + 5, "tiny.bin": 10})
+    git(clone, "push", "-q", "origin", "main")
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", server.repo_url(clone_name(server, clone)), str(fresh),
+        env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    enable_largefiles(fresh)
+    log = tmp_path / "agent.log"
+    server.faults = Faults(drop_every_nth_body=2)  # ranges resume after a dropped connection
+    git(fresh, "lfs", "pull", env={"LFSREPO_AGENT_LOG": str(log)})
+    for name, oid in oids.items():
+        assert hashlib.sha256((fresh / name).read_bytes()).hexdigest() == oid, name
+    text = log.read_text()
+    assert f"download {oids['weights.bin']}" in text
+    assert "sig=" not in text
