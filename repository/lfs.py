@@ -45,6 +45,16 @@ def is_binary_file(filename: str | os.PathLike[str]) -> bool:
         return is_binary_bytes(handle.read(SNIFF_BYTES))
 
 
+def nul_joined(paths: Iterable[str]) -> bytes:
+    """The ``--stdin -z`` input of a batched git query: each path NUL-terminated, bytes preserved.
+
+    Example:
+        >>> nul_joined(["a b", "c"])
+        b'a b\\x00c\\x00'
+    """
+    return "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape")
+
+
 def lfs_filtered(runner: GitRunner, paths: Sequence[str]) -> set[str]:
     """The subset of ``paths`` (relative to the clone) whose ``filter`` attribute is ``lfs``.
 
@@ -54,7 +64,7 @@ def lfs_filtered(runner: GitRunner, paths: Sequence[str]) -> set[str]:
     """
     if not paths:
         return set()
-    payload = "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape")
+    payload = nul_joined(paths)
     fields = split_nul(runner.run(["check-attr", "-z", "--stdin", "filter"], input=payload).stdout)
     # Output is (path, attribute, value) triples.
     return {fields[i] for i in range(0, len(fields) - 2, 3) if fields[i + 2] == "lfs"}
@@ -69,7 +79,7 @@ def git_ignored(runner: GitRunner, paths: Sequence[str]) -> set[str]:
     """
     if not paths:
         return set()
-    payload = "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape")
+    payload = nul_joined(paths)
     # Exit code 1 only means "none of them is ignored".
     result = runner.run(["check-ignore", "-z", "--stdin"], input=payload, ok_returncodes=(0, 1))
     return set(split_nul(result.stdout))
