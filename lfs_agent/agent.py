@@ -184,10 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="lfs-multipart-upload",
                                      description="git-lfs custom transfer agent (multipart)")
-    parser.add_argument("--concurrency", type=int,
-                        default=int(os.environ.get("LFSREPO_AGENT_CONCURRENCY", "0")) or None)
+    parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--log", default=os.environ.get("LFSREPO_AGENT_LOG"))
     args = parser.parse_args(argv)
+    if args.concurrency is None:
+        configured = os.environ.get("LFSREPO_AGENT_CONCURRENCY", "").strip() or "0"
+        if not configured.isdigit():
+            parser.error(f"LFSREPO_AGENT_CONCURRENCY must be a non-negative integer, "
+                         f"got {configured!r}")
+        args.concurrency = int(configured) or None
     protocol_fd = os.dup(sys.stdout.fileno())
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

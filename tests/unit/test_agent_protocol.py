@@ -89,6 +89,12 @@ def test_garbage_is_fatal_on_stderr_not_stdout():
     assert b"protocol error" in result.stderr and b"Traceback" not in result.stderr
 
 
+def test_a_bad_concurrency_variable_is_one_line_on_stderr_not_a_traceback():
+    result = agent_process([line(INIT)], env={"LFSREPO_AGENT_CONCURRENCY": "eight"})
+    assert result.returncode == 2 and result.stdout == b""
+    assert b"LFSREPO_AGENT_CONCURRENCY" in result.stderr and b"Traceback" not in result.stderr
+
+
 def test_bad_init_is_answered_with_an_error():
     result = agent_process([line({"event": "init", "operation": "sideways"})])
     reply = json.loads(result.stdout)
