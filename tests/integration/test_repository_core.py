@@ -178,6 +178,8 @@ def test_lfs_track_untrack_and_auto_tracking(remote_repo, tmp_path):
     repo.lfs_track(["*.ckpt", "my model *.pt"])
     attributes = (root / ".gitattributes").read_text()
     assert "*.ckpt filter=lfs" in attributes
+    assert repository.is_tracked_with_lfs(root / "my model 1.pt")
+    assert not repository.is_tracked_with_lfs(root / "my model.bin")
     repo.lfs_untrack("*.ckpt")
     assert "*.ckpt" not in (root / ".gitattributes").read_text()
 
@@ -270,17 +272,23 @@ def test_legacy_keywords_warn_and_errors_are_oserrors(remote_repo, tmp_path):
     assert issubclass(RepositoryError, OSError)
 
 
-def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path):
+def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path, monkeypatch):
     pytest.importorskip("lfs_agent.setup")
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
     repo.lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
     assert "lfs.customtransfer.multipart.path" in config
     data = os.urandom(9 * 1024 * 1024)  # above the session server's multipart threshold
+    # git-lfs starts the agent with our environment: its log proves the parts went through it
+    # (without the agent, git-lfs would fall back to a basic PUT and the object would land too).
+    agent_log = tmp_path / "agent.log"
+    monkeypatch.setenv("LFSREPO_AGENT_LOG", str(agent_log))
     with repo.commit("through the agent"):
         Path("large.bin").write_bytes(data)
     stored = remote_repo.server.lfs_object_path(sha256(data))
     assert stored is not None and sha256(stored.read_bytes()) == sha256(data)
+    logged = agent_log.read_text()
+    assert f"upload {sha256(data)}" in logged and "part 2 done" in logged, logged[-2000:]
 
 
 def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:
