@@ -117,8 +117,11 @@ def test_failures_and_drops_are_retried_and_not_double_counted(server, tmp_path)
     size = 20 * CHUNK + 11
     oid, events = upload(server, tmp_path, size)
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
+    assert server.state.put_count > 21  # the 21 parts were not all sent only once: retries ran
+    assert server.state.bytes_received > size  # and re-sent bytes that progress must not count
     progress = [e["bytesSoFar"] for e in events.read()]
     assert progress == sorted(progress) and progress[-1] == size
+    assert sum(e["bytesSinceLast"] for e in events.read()) == size
 
 
 def test_retry_after_is_honoured(server, tmp_path):
@@ -210,6 +213,12 @@ def test_a_stale_journal_falls_back_to_a_full_upload(server, tmp_path):
     request = {"oid": oid, "size": size, "path": path, "action": server.action(size, CHUNK)}
     Uploader(2, str(tmp_path)).upload(request, Progress(events.writer, oid, size))
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
+    # Part 2 first (part 1 trusted to the journal), then, once the completion is refused, both.
+    assert len(server.state.completions) == 2
+    assert server.state.bytes_received == 3 * CHUNK
+    assert not (tmp_path / f"lfsrepo-multipart-{oid}.json").exists()
+    progress = [e["bytesSoFar"] for e in events.read()]
+    assert progress == sorted(progress) and progress[-1] == size
 
 
 @pytest.mark.parametrize(("header", "size", "message"), [
