@@ -74,7 +74,13 @@ class Agent:
         self._transfer: Any = None
 
     def handle(self, message: dict[str, Any]) -> bool:
-        """Act on one validated message. Raises ProtocolError for a message out of place."""
+        """Act on one validated message. Raises ProtocolError for a message out of place.
+
+        Example:
+            >>> import os; agent = Agent(MessageWriter(os.pipe()[1]))
+            >>> agent.handle({"event": "terminate"})
+            False
+        """
         event = message["event"]
         if event == "terminate":
             return False

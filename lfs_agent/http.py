@@ -47,7 +47,12 @@ class TransferError(Exception):
 
 
 class Cancelled(Exception):
-    """Another part of the same object failed for good, so this one stops."""
+    """Another part of the same object failed for good, so this one stops.
+
+    Example:
+        >>> str(Cancelled("part 3"))
+        'part 3'
+    """
 
 
 def new_session(pool_size: int) -> requests.Session:

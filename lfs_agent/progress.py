@@ -25,6 +25,12 @@ class Progress:
 
     A part's credit is the most bytes any one attempt has moved, so a retry re-sending the first
     half of a part adds nothing until it gets further than the failed attempt did.
+
+    Example:
+        >>> import os; from lfs_agent.protocol import MessageWriter
+        >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", size=8)
+        >>> first = p.attempt(1); first(4); retry = p.attempt(1); retry(4); retry(2); p.bytes_so_far
+        6
     """
 
     def __init__(self, writer: MessageWriter, oid: str, size: int) -> None:

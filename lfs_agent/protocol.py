@@ -19,6 +19,10 @@ class ProtocolError(ValueError):
     """A message that does not follow the custom transfer protocol.
 
     ``oid`` is set when the message names an object, so the error can go into its ``complete``.
+
+    Example:
+        >>> ProtocolError("size must be a non-negative integer", oid="ab").oid
+        'ab'
     """
 
     def __init__(self, message: str, oid: str | None = None) -> None:
@@ -95,7 +99,13 @@ class MessageWriter:
         self._lock = threading.Lock()
 
     def write(self, message: dict[str, Any]) -> None:
-        """Write one message as a single line (os.write: no buffering between us and git-lfs)."""
+        """Write one message as a single line (os.write: no buffering between us and git-lfs).
+
+        Example:
+            >>> import os; r, w = os.pipe(); MessageWriter(w).write({"event": "complete", "oid": "ab"})
+            >>> os.read(r, 100)
+            b'{"event":"complete","oid":"ab"}\\n'
+        """
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         with self._lock:
             while data:

@@ -15,7 +15,12 @@ AGENT = "multipart"
 
 
 class NotAGitCloneError(OSError):
-    """The path given is not inside a git working tree."""
+    """The path given is not inside a git working tree.
+
+    Example:
+        >>> isinstance(NotAGitCloneError("/tmp: not a git clone"), OSError)
+        True
+    """
 
 
 def agent_settings(python: str | None = None) -> dict[str, str]:

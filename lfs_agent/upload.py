@@ -33,12 +33,23 @@ COMPLETION_TIMEOUT = (10.0, 900.0)  # the server assembles and hashes the whole 
 
 
 class ActionError(ValueError):
-    """The upload action the server sent is not a valid multipart plan."""
+    """The upload action the server sent is not a valid multipart plan.
+
+    Example:
+        >>> plan_parts(1, {"chunk_size": "x"})
+        Traceback (most recent call last):
+        lfs_agent.upload.ActionError: chunk_size must be a decimal integer, got 'x'
+    """
 
 
 @dataclass(frozen=True)
 class Part:
-    """One part: its 1-based number, presigned URL and byte range in the file."""
+    """One part: its 1-based number, presigned URL and byte range in the file.
+
+    Example:
+        >>> Part(2, "http://s/2", offset=5, length=5).offset
+        5
+    """
 
     number: int
     url: str
@@ -48,7 +59,12 @@ class Part:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated multipart upload: chunk size and parts in numeric order."""
+    """A validated multipart upload: chunk size and parts in numeric order.
+
+    Example:
+        >>> plan_parts(7, {"chunk_size": "5", "1": "http://s/1", "2": "http://s/2"}).chunk_size
+        5
+    """
 
     chunk_size: int
     parts: tuple[Part, ...]
@@ -131,7 +147,13 @@ class Journal:
             pass  # no journal, or one we cannot trust: upload everything
 
     def record(self, number: int, etag: str) -> None:
-        """Save one more completed part (atomically: a kill mid-write leaves the old journal)."""
+        """Save one more completed part (atomically: a kill mid-write leaves the old journal).
+
+        Example:
+            >>> import tempfile; d = tempfile.mkdtemp(); Journal(d, "ab", 10, 5).record(2, '"e2"')
+            >>> Journal(d, "ab", 10, 5).etags
+            {2: '"e2"'}
+        """
         with self._lock:
             self.etags[number] = etag
             if self.path is None:
@@ -145,7 +167,13 @@ class Journal:
                 log.debug(f"journal not saved: {error}")
 
     def remove(self) -> None:
-        """Forget the upload (it completed, or its ETags turned out stale)."""
+        """Forget the upload (it completed, or its ETags turned out stale).
+
+        Example:
+            >>> import tempfile; d = tempfile.mkdtemp(); j = Journal(d, "ab", 10, 5); j.record(1, "e")
+            >>> j.remove(); Journal(d, "ab", 10, 5).etags
+            {}
+        """
         with self._lock:
             self.etags = {}
             if self.path is not None:
