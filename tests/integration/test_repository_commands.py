@@ -83,7 +83,8 @@ def test_pushes_run_in_order_and_never_resend(remote_repo, tmp_path):
     assert repo.command_queue[-2:] == [first, second]
     assert repo.wait_for_commands(timeout=30)
     assert first.status == 0 and second.status == 0, first.stderr + second.stderr
-    assert second.started_at >= first.started_at
+    # One at a time: the second starts only after the first's 0.5 s hook has run.
+    assert second.started_at - first.started_at >= 0.5
     assert remote_repo.server.list_refs(remote_repo.name)["refs/heads/main"] == repo.git_head_hash()
     first_oid = hashlib.sha256(first_data).hexdigest()
     assert remote_repo.server.bytes_received(first_oid) == len(first_data)
