@@ -710,6 +710,11 @@ class Repository:
             return
         # A conflicting rebase must not leave the clone half-rebased.
         self._git.run(["rebase", "--abort"], check=False)
+        if "cannot lock ref" in pull.stderr.lower():
+            # The fetch raced another process's push updating the same remote-tracking ref
+            # (pushes run outside the clone lock): nothing was rebased; the next attempt retries.
+            logger.info("Fetch from %s raced another writer of the clone; retrying", remote)
+            return
         raise PushRejectedError(
             pull.command, pull.returncode, pull.stdout,
             f"the remote moved on and rebasing onto it failed; resolve by hand "

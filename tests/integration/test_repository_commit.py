@@ -146,3 +146,21 @@ def test_rejected_push_is_rebased_and_a_conflict_is_left_clean(git_server, remot
     assert not (tmp_path / "two" / ".git" / "rebase-merge").exists()
     assert (tmp_path / "two" / "a.txt").read_text() == "two's line\n"
     assert git(tmp_path / "two", "log", "-1", "--format=%s").strip() == "two edits a"
+
+
+def test_a_fetch_racing_another_writer_of_the_clone_is_retried(git_server, remote_repo, tmp_path):
+    url = git_server.create_repo(f"{remote_repo.name}-race", files={"a.txt": b"a\n"})
+    first = Repository(tmp_path / "one", clone_from=url)
+    second = Repository(tmp_path / "two", clone_from=url)
+    (tmp_path / "one" / "b.txt").write_text("one\n")
+    first.push_to_hub("one adds b")
+    # Another process sharing the clone holds the remote-tracking ref (as its push does while it
+    # updates it): the rebase's fetch cannot lock the ref for a while; the push must still land.
+    lock = tmp_path / "two" / ".git" / "refs" / "remotes" / "origin" / "main.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    threading.Timer(1.0, lock.unlink).start()
+    (tmp_path / "two" / "c.txt").write_text("two\n")
+    second.push_to_hub("two adds c")
+    log = git(tmp_path / "two", "log", "--format=%s", "origin/main").splitlines()
+    assert log[:2] == ["two adds c", "one adds b"]
