@@ -32,6 +32,18 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def parse_port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535.
+
+    Example:
+        >>> parse_port("8080")
+        8080
+    """
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use 0 (any free port) to 65535")
+    return int(text)
+
+
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``lfsrepo serve`` on the ``lfsrepo`` command.
 
@@ -48,7 +60,7 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, metavar="DIR", help="where repositories and objects live")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument("--port", type=parse_port, default=0, help="port (default: any free port)")
     p.add_argument("--token", help="require this token (Basic password or Bearer)")
     p.add_argument("--multipart-threshold", type=parse_size, default=5 * 1024**3, metavar="SIZE",
                    help="offer multipart above this size (default 5GiB)")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from tests.integration.test_server_git import commit_file, git
@@ -42,3 +43,12 @@ def test_serve_rejects_bad_size(tmp_path):
         [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path),
          "--chunk-size", "5 parsecs"], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "invalid size" in result.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_rejects_a_port_out_of_range(tmp_path, port):
+    result = subprocess.run(
+        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path),
+         f"--port={port}"], check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "invalid port" in result.stderr
+    assert "Traceback" not in result.stderr
