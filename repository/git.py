@@ -31,6 +31,11 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("advice.detachedHead", "false"),
 )
 
+# git's own HTTP has no timeout: a server that stops answering would block a clone, pull or push
+# forever. Fail instead when nothing moves for this long (git-lfs has its own activity timeout).
+# Users change it through git's variables, GIT_HTTP_LOW_SPEED_TIME / GIT_HTTP_LOW_SPEED_LIMIT.
+STALLED_TRANSFER_TIMEOUT_S = 120
+
 _AUTH_FAILURE_MARKERS = (
     "authentication failed",
     "could not read username",
@@ -150,7 +155,8 @@ class GitRunner:
         return text
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of one command: ``os.environ`` plus config entries, never prompting.
+        """The environment of one command: ``os.environ`` plus config entries, never prompting,
+        never waiting forever on a stalled HTTP transfer.
 
         Example:
             >>> GitRunner("/tmp").environment()["GIT_TERMINAL_PROMPT"]
@@ -161,6 +167,8 @@ class GitRunner:
             env.pop(name, None)
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["GCM_INTERACTIVE"] = "never"
+        env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+        env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(STALLED_TRANSFER_TIMEOUT_S))
         if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
             env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
         entries = list(_BASE_CONFIG)
