@@ -83,8 +83,8 @@ class LfsApi:
         """All body bytes received for ``oid`` so far: basic PUTs and parts, failed ones included.
 
         Example:
-            >>> LfsApi.bytes_received.__name__
-            'bytes_received'
+            >>> server.lfs.bytes_received(oid)  # doctest: +SKIP
+            10485760
         """
         with self._lock:
             return self._received.get(oid, 0)
