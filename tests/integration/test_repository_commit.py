@@ -127,12 +127,18 @@ def test_mutations_wait_for_the_clone_lock_but_reads_do_not(remote_repo, tmp_pat
     assert "after the lock" in git(tmp_path / "c", "log", "-1", "--format=%s")
 
 
-def test_rejected_push_is_rebased_and_a_conflict_is_left_clean(git_server, remote_repo, tmp_path):
-    url = git_server.create_repo(f"{remote_repo.name}-conflict", files={"a.txt": b"base\n"})
+def two_clones_first_ahead(server, name: str, tmp_path) -> tuple[Repository, Repository]:
+    """Clones "one" and "two" of a new repo; "one" has pushed "one adds b", "two" has not pulled."""
+    url = server.create_repo(name, files={"a.txt": b"base\n"})
     first = Repository(tmp_path / "one", clone_from=url)
     second = Repository(tmp_path / "two", clone_from=url)
     (tmp_path / "one" / "b.txt").write_text("one\n")
     first.push_to_hub("one adds b")
+    return first, second
+
+
+def test_rejected_push_is_rebased_and_a_conflict_is_left_clean(git_server, remote_repo, tmp_path):
+    first, second = two_clones_first_ahead(git_server, f"{remote_repo.name}-conflict", tmp_path)
     (tmp_path / "two" / "c.txt").write_text("two\n")
     second.push_to_hub("two adds c")  # rejected at first, then rebased onto "one adds b"
     log = git(tmp_path / "two", "log", "--format=%s", "origin/main").splitlines()
@@ -149,11 +155,7 @@ def test_rejected_push_is_rebased_and_a_conflict_is_left_clean(git_server, remot
 
 
 def test_a_fetch_racing_another_writer_of_the_clone_is_retried(git_server, remote_repo, tmp_path):
-    url = git_server.create_repo(f"{remote_repo.name}-race", files={"a.txt": b"a\n"})
-    first = Repository(tmp_path / "one", clone_from=url)
-    second = Repository(tmp_path / "two", clone_from=url)
-    (tmp_path / "one" / "b.txt").write_text("one\n")
-    first.push_to_hub("one adds b")
+    _, second = two_clones_first_ahead(git_server, f"{remote_repo.name}-race", tmp_path)
     # Another process sharing the clone holds the remote-tracking ref (as its push does while it
     # updates it): the rebase's fetch cannot lock the ref for a while; the push must still land.
     lock = tmp_path / "two" / ".git" / "refs" / "remotes" / "origin" / "main.lock"
