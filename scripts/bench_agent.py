@@ -1,17 +1,24 @@
 """Benchmark of the multipart agent (not a test): throughput, time to first byte, memory.
 
 Runs ``lfsrepo serve`` as a separate process (multipart above 8 MiB, 64 MiB parts) and measures,
-in one run:
+in each of several rounds (the order of the steps rotates from round to round):
+- ``dd`` copying the file into the server's data folder (the machine's one-stream write limit);
 - a raw ``curl -T`` PUT of the file to the server's basic upload URL (the server's ingest limit);
+- the agent process alone, fed the protocol by this script (no git, no git-lfs);
 - ``git push`` of the file with git-lfs's own ``basic`` transfer;
 - ``git push`` of the file through the agent, with the time from git-lfs's batch response to the
   agent's first bytes on the wire and the agent processes' total peak RSS;
-- with a per-connection bandwidth cap (a remote object store's limit, simulated): the agent
-  against the same agent held to one part at a time.
+then, with a per-connection bandwidth cap (a remote object store's limit, simulated), the agent
+against the same agent held to one part at a time.
+
+Every timed step starts from the same state: its input files written and synced, then a pause
+(``--settle``) so that the virtual machine has handed freed memory back to its host. Without it,
+a step that happens to reuse memory freed a moment before writes its page cache several times
+faster than one that does not, and that, not the tools, decides the ranking.
 
 Example:
-    scripts/bench agent                          # 2 GiB, cap 50 MB/s, RSS also for 1 GiB
-    scripts/bench agent --mib 512 --cap-mb 0     # quick, no throttled runs
+    scripts/bench agent                          # 2 GiB, 3 rounds, cap 50 MB/s, RSS also for 1 GiB
+    scripts/bench agent --mib 512 --rounds 1 --cap-mb 0 --rss-mib   # quick look
     scripts/bench agent --rss-mib 1024 8192      # the memory check at 8 GiB too (24 GB of disk)
 """
 
@@ -23,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +43,7 @@ import requests
 
 MiB = 1024**2
 ROOT = Path(__file__).resolve().parent.parent
+SETTLE_S = 6.0  # the guest reports free memory to the host about 2 s after it is freed
 
 
 class AgentRss:
@@ -129,8 +138,14 @@ def prepared_clone(server: Server, work: Path, size: int, agent: bool) -> Path:
     return clone
 
 
-def timed_push(clone: Path, env: dict | None = None) -> float:
+def settle() -> None:
+    """Flush dirty pages and let freed memory go back to the host, so every step starts alike."""
     os.sync()  # dirty pages from writing the file would otherwise be flushed mid-measurement
+    time.sleep(SETTLE_S)
+
+
+def timed_push(clone: Path, env: dict | None = None) -> float:
+    settle()
     started = time.monotonic()
     git(clone, "push", "-q", "origin", "main", env=env)
     return time.monotonic() - started
@@ -150,7 +165,7 @@ def agent_alone(server: Server, work: Path, size: int) -> float:
     path = work / "alone.bin"
     oid = make_file(path, size)
     action = upload_action(server, oid, size, "multipart")
-    os.sync()
+    settle()
     started = time.monotonic()
     agent = subprocess.Popen([sys.executable, "-I", "-m", "lfs_agent"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
@@ -171,12 +186,25 @@ def agent_alone(server: Server, work: Path, size: int) -> float:
     return elapsed
 
 
+def dd_copy(server: Server, work: Path, size: int) -> float:
+    """The machine's limit for one stream: ``dd`` from the cached file into the server's folder."""
+    path, target = work / "raw.bin", work / "server" / "dd.bin"
+    make_file(path, size)
+    settle()
+    started = time.monotonic()
+    subprocess.run(["dd", f"if={path}", f"of={target}", "bs=1M", "status=none"], check=True)
+    elapsed = time.monotonic() - started
+    path.unlink()
+    target.unlink()
+    return elapsed
+
+
 def curl_put(server: Server, work: Path, size: int) -> float:
     path = work / "raw.bin"
     oid = make_file(path, size)
     action = upload_action(server, oid, size, "basic")
     headers = [f"-H{k}: {v}" for k, v in (action.get("header") or {}).items()]
-    os.sync()
+    settle()
     started = time.monotonic()
     subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path), *headers,
                     action["href"]], check=True)
@@ -217,9 +245,28 @@ def first_byte_delay(trace: Path, log: Path) -> float | None:
     return delay.total_seconds()
 
 
+def forget_objects(work: Path) -> None:
+    """Delete the big objects the server stored, so page cache and disk do not pile up."""
+    for path in (work / "server").rglob("*"):
+        if path.is_file() and path.stat().st_size > 8 * MiB and "objects" in path.parts:
+            path.unlink()
+
+
+def median_line(name: str, times: list[float], mb: float, extra: str = "") -> str:
+    each = ", ".join(f"{t:.2f}" for t in times)
+    median = statistics.median(times)
+    return f"{name:36} {median:6.2f} s {mb / median:7.1f} MB/s  (rounds: {each}){extra}"
+
+
+def ratio_line(name: str, ratios: list[float], fmt: str) -> str:
+    each = ", ".join(format(r, fmt) for r in ratios)
+    return f"{name:36} {format(statistics.median(ratios), fmt):>8}  (rounds: {each})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mib", type=int, default=2048, help="file size for the push runs")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the uncapped steps")
     parser.add_argument("--cap-mb", type=float, default=50,
                         help="per-connection cap in MB/s for the throttled runs (0: skip)")
     parser.add_argument("--rss-mib", type=int, nargs="*", default=[1024],
@@ -229,49 +276,77 @@ def main() -> int:
     size = args.mib * MiB
     work = Path(tempfile.mkdtemp(prefix="lfsrepo-bench-agent-", dir=args.workdir))
     mb = size / 1e6
-    results: list[str] = []
+    times: dict[str, list[float]] = {}
+    first_bytes: list[float] = []
+    peaks: list[tuple[int, int]] = []
 
-    def report(text: str) -> None:
-        print(text, flush=True)
-        results.append(text)
+    def agent_push_step(server: Server, work: Path, size: int) -> float:
+        elapsed, ttfb, peak, processes = agent_push(server, work, size)
+        if ttfb is not None:
+            first_bytes.append(ttfb)
+        peaks.append((peak, processes))
+        return elapsed
 
+    steps = {"dd": dd_copy, "curl": curl_put, "alone": agent_alone,
+             "basic": lambda s, w, n: timed_push(prepared_clone(s, w, n, agent=False)),
+             "agent": agent_push_step}
     try:
         server = Server(work)
         try:
-            curl = curl_put(server, work, size)
-            report(f"curl -T (single PUT, basic URL)   {curl:6.2f} s  {mb / curl:7.1f} MB/s")
-            alone = agent_alone(server, work, size)
-            report(f"agent alone (no git), 8 in flight {alone:6.2f} s  {mb / alone:7.1f} MB/s"
-                   f"  = {curl / alone:.2f}x curl")
-            basic = timed_push(prepared_clone(server, work, size, agent=False))
-            report(f"git push, git-lfs basic            {basic:6.2f} s  {mb / basic:7.1f} MB/s")
-            agent, ttfb, peak, procs = agent_push(server, work, size)
-            report(f"git push, multipart agent          {agent:6.2f} s  {mb / agent:7.1f} MB/s"
-                   f"  = {curl / agent:.2f}x curl, {agent / basic - 1:+.1%} time vs basic")
-            report(f"  batch response -> first byte     {ttfb:6.3f} s" if ttfb is not None
-                   else "  batch response -> first byte     n/a")
-            report(f"  agent peak RSS ({args.mib} MiB)        {peak / MiB:6.1f} MiB"
-                   f" in {procs} process(es)")
+            for round_index in range(args.rounds):
+                order = list(steps)[round_index % len(steps):] + list(steps)[:round_index % len(steps)]
+                for name in order:
+                    times.setdefault(name, []).append(steps[name](server, work, size))
+                    forget_objects(work)
+                print(f"round {round_index + 1}: " + ", ".join(
+                    f"{name} {times[name][-1]:.2f} s" for name in steps), flush=True)
+            rss_checks = []
             for extra in args.rss_mib:
-                if extra == args.mib:
-                    continue
-                _, _, peak, procs = agent_push(server, work, extra * MiB)
-                report(f"  agent peak RSS ({extra} MiB)        {peak / MiB:6.1f} MiB"
-                       f" in {procs} process(es)")
+                _, _, peak, processes = agent_push(server, work, extra * MiB)
+                forget_objects(work)
+                rss_checks.append((extra, peak, processes))
         finally:
             server.stop()
+        capped = None
         if args.cap_mb:
             shutil.rmtree(work / "server", ignore_errors=True)
             server = Server(work, "--bandwidth", str(int(args.cap_mb * 1e6)))
             try:
                 parallel, *_ = agent_push(server, work, size)
                 one, *_ = agent_push(server, work, size, {"LFSREPO_AGENT_CONCURRENCY": "1"})
-                report(f"capped at {args.cap_mb:g} MB/s per connection: agent {parallel:.2f} s,"
-                       f" one part at a time {one:.2f} s: {one / parallel:.1f}x")
+                capped = parallel, one
             finally:
                 server.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+    curl = times["curl"]
+    print(f"\n{args.mib} MiB, {args.rounds} round(s), medians:")
+    print(median_line("dd into the server's folder", times["dd"], mb))
+    print(median_line("curl -T (single PUT, basic URL)", curl, mb))
+    print(median_line("agent alone (no git), 8 in flight", times["alone"], mb))
+    print(median_line("git push, git-lfs basic", times["basic"], mb))
+    print(median_line("git push, multipart agent", times["agent"], mb))
+    print(ratio_line("curl / dd throughput", [d / c for d, c in zip(times["dd"], curl)], ".2f"))
+    print(ratio_line("agent alone / curl throughput",
+                     [c / a for c, a in zip(curl, times["alone"])], ".2f"))
+    print(ratio_line("agent push / curl throughput (>=0.8)",
+                     [c / a for c, a in zip(curl, times["agent"])], ".2f"))
+    print(ratio_line("agent push time vs basic (within 5%)",
+                     [a / b - 1 for a, b in zip(times["agent"], times["basic"])], "+.1%"))
+    if first_bytes:
+        print(f"{'batch response -> first byte':36} {statistics.median(first_bytes):6.3f} s"
+              f"  (max {max(first_bytes):.3f} s)")
+    peak, processes = max(peaks)
+    print(f"{'agent peak RSS (' + str(args.mib) + ' MiB)':36} {peak / MiB:6.1f} MiB"
+          f" in {processes} process(es)")
+    for extra, peak, processes in rss_checks:
+        print(f"{'agent peak RSS (' + str(extra) + ' MiB)':36} {peak / MiB:6.1f} MiB"
+              f" in {processes} process(es)")
+    if capped:
+        parallel, one = capped
+        print(f"capped at {args.cap_mb:g} MB/s per connection: agent {parallel:.2f} s,"
+              f" one part at a time {one:.2f} s: {one / parallel:.1f}x")
     return 0
 
 
