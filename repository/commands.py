@@ -298,8 +298,9 @@ def queue_for_clone(local_dir: str) -> CommandQueue:
 def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -> bool:
     """Wait for the background commands of every clone; used at interpreter exit.
 
-    Says once, on stderr, what it waits for and how far each command got. Ctrl-C stops waiting:
-    the running commands are terminated and reported as interrupted. Returns whether all finished.
+    ``timeout`` bounds the whole wait, however many clones there are. Says once, on stderr, what
+    it waits for and how far each command got. Ctrl-C stops waiting: the running commands are
+    terminated and reported as interrupted. Returns whether all finished.
 
     Example:
         >>> wait_for_all_commands(timeout=1, announce=False)
@@ -313,8 +314,13 @@ def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -
         lines = [f"  {queue.name}: {command.describe()}" for queue, cmds in pending for command in cmds]
         print("lfsrepo: waiting for background git commands to finish (Ctrl-C to stop):",
               *lines, sep="\n", file=sys.stderr, flush=True)
+    # One deadline for all clones: N slow queues must not wait N x timeout.
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return all(queue.wait(timeout) for queue, _ in pending)
+        return all(
+            queue.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            for queue, _ in pending
+        )
     except KeyboardInterrupt:
         stopped = [command for queue, cmds in pending for command in cmds if not command.is_done]
         for command in stopped:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repository import commands as commands_module
 from repository.auth import config_entries_for_token, resolve_token, split_credentials
-from repository.commands import CommandQueue
+from repository.commands import CommandQueue, wait_for_all_commands
 from repository.errors import AuthenticationError, GitCommandError, PushRejectedError
 from repository.git import GitRunner, classify_failure
 from repository.helpers import normalize_remote_url
@@ -134,6 +136,34 @@ def test_queue_records_exceptions_as_failures():
     assert command.wait(5) and command.status == 1 and command.failed
     assert "ZeroDivisionError" in command.stderr
     assert isinstance(command.error, ZeroDivisionError)
+
+
+def test_waiting_for_all_clones_shares_one_deadline():
+    def sleep_job(seconds: float):
+        def run(command) -> int:
+            return command.run_process(lambda: subprocess.Popen(
+                ["sleep", str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True), str)
+        return run
+
+    queues = [CommandQueue(f"clone {i}") for i in range(2)]
+    # Clones are waited for in the order of this set; the first one waited for must finish late
+    # but in time, or the wait would stop at its failure and never reach the second clone.
+    first, second = [queue for queue in list(commands_module._ALL_QUEUES) if queue in queues]
+    commands = [first.submit("push", sleep_job(1.5)), second.submit("push", sleep_job(30))]
+    try:
+        deadline = time.monotonic() + 5
+        while any(c.process is None for c in commands) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert wait_for_all_commands(timeout=2, announce=False) is False
+        elapsed = time.monotonic() - started
+        assert commands[0].status == 0 and not commands[1].is_done
+        assert elapsed < 2.8  # one 2 s deadline for both clones, not 1.5 s + another 2 s
+    finally:
+        for command in commands:
+            command.terminate()
+        assert all(command.wait(5) for command in commands)
 
 
 def test_the_legacy_public_api_is_all_there():
