@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .auth import config_entries_for_token
-from .errors import AuthenticationError, GitCommandError, GitNotFoundError, PushRejectedError
+from .errors import (
+    AuthenticationError,
+    GitCommandError,
+    GitNotFoundError,
+    PushRejectedError,
+    RepositoryError,
+)
 
 REDACTED = "<redacted>"
 
@@ -108,6 +115,17 @@ def classify_failure(
     return GitCommandError(command, returncode, stdout, stderr)
 
 
+def _config_count(value: str) -> int:
+    # git refuses anything but digits too ("bogus count"); say so before any command runs.
+    if not re.fullmatch(r"[0-9]*", value):
+        raise RepositoryError(
+            f"the environment variable GIT_CONFIG_COUNT is malformed ({value[:100]!r}): unset it, "
+            "or set it to a non-negative integer (the number of GIT_CONFIG_KEY_<n> / "
+            "GIT_CONFIG_VALUE_<n> pairs)"
+        )
+    return int(value or 0)
+
+
 class GitRunner:
     """Runs git / git-lfs in one working directory with one set of credentials.
 
@@ -158,6 +176,9 @@ class GitRunner:
         """The environment of one command: ``os.environ`` plus config entries, never prompting,
         never waiting forever on a stalled HTTP transfer.
 
+        Config entries already in ``GIT_CONFIG_COUNT`` are kept; a malformed count raises a
+        :class:`RepositoryError`, as git would refuse it.
+
         Example:
             >>> GitRunner("/tmp").environment()["GIT_TERMINAL_PROMPT"]
             '0'
@@ -173,7 +194,7 @@ class GitRunner:
             env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
         entries = list(_BASE_CONFIG)
         entries += config_entries_for_token(self._token, self.remote_url)
-        count = int(env.get("GIT_CONFIG_COUNT") or 0)
+        count = _config_count(env.get("GIT_CONFIG_COUNT", ""))
         for index, (key, value) in enumerate(entries, start=count):
             env[f"GIT_CONFIG_KEY_{index}"] = key
             env[f"GIT_CONFIG_VALUE_{index}"] = value

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from repository import commands as commands_module
 from repository.auth import config_entries_for_token, resolve_token, split_credentials
 from repository.commands import CommandQueue, wait_for_all_commands
-from repository.errors import AuthenticationError, GitCommandError, PushRejectedError
+from repository.errors import (
+    AuthenticationError,
+    GitCommandError,
+    PushRejectedError,
+    RepositoryError,
+)
 from repository.git import GitRunner, classify_failure
 from repository.helpers import normalize_remote_url
 from repository.lfs import add_lfs_lines, escape_pattern, is_binary_bytes, remove_lfs_lines
@@ -95,6 +100,25 @@ def test_environment_carries_the_token_without_touching_os_environ():
     assert env["GIT_TERMINAL_PROMPT"] == "0" and "GIT_ASKPASS" not in env
     assert dict(os.environ) == before
     assert runner.redact("x s3cret y dXNlcjpzM2NyZXQ=") == "x <redacted> y <redacted>"
+
+
+@pytest.mark.parametrize("count", ["abc", "-1", "2 "])
+def test_a_malformed_git_config_count_is_a_clear_error(monkeypatch, count):
+    monkeypatch.setenv("GIT_CONFIG_COUNT", count)
+    with pytest.raises(RepositoryError) as raised:
+        GitRunner("/tmp").run(["--version"])
+    message = str(raised.value)
+    assert "GIT_CONFIG_COUNT is malformed" in message and repr(count) in message
+    assert "unset it" in message and "non-negative integer" in message
+
+
+def test_config_entries_from_the_environment_are_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.fromenv")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "kept")
+    runner = GitRunner(tmp_path)
+    assert runner.run(["config", "user.fromenv"]).stdout == "kept\n"
+    assert runner.run(["config", "core.quotePath"]).stdout == "false\n"
 
 
 def test_failures_are_classified():
