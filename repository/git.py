@@ -13,9 +13,11 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -230,23 +232,30 @@ class GitRunner:
         """
         argv = self.command(args)
         try:
-            completed = subprocess.run(  # noqa: PLW1510 - the exit code is checked below
+            process = subprocess.Popen(
                 argv,
                 cwd=cwd or self.workdir,
                 env=self.environment(env),
-                input=input if input is not None else b"",
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 start_new_session=True,  # no controlling terminal: nothing can ever prompt
             )
         except FileNotFoundError as error:
             raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
+        with process:
+            try:
+                stdout, stderr = process.communicate(input if input is not None else b"")
+            except BaseException:  # Ctrl-C, mostly: stop git and everything it started, then re-raise
+                _stop_process_group(process)
+                raise
         result = GitResult(
             command=[self.redact(a) for a in argv],
-            returncode=completed.returncode,
-            stdout=self.redact(_decode(completed.stdout)),
-            stderr=self.redact(_decode(completed.stderr)),
+            returncode=process.returncode,
+            stdout=self.redact(_decode(stdout)),
+            stderr=self.redact(_decode(stderr)),
         )
-        if check and completed.returncode not in ok_returncodes:
+        if check and process.returncode not in ok_returncodes:
             raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)
         return result
 
@@ -270,6 +279,29 @@ class GitRunner:
             )
         except FileNotFoundError as error:
             raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+    """Stop a process started in its own session and every process of its group, and reap it.
+
+    The group gets SIGTERM first, so git removes its lock files, then SIGKILL after ``grace``
+    seconds at most, for whatever is left (remote helpers, git-lfs, hooks).
+
+    Example:
+        >>> process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        >>> _stop_process_group(process); process.returncode
+        -15
+    """
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    finally:
+        # Still the group's id, even once git is reaped, while any member of the group lives.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def split_nul(text: str) -> list[str]:
