@@ -26,6 +26,9 @@ GIT_PATH_RE = re.compile(
     r"(?P<repo>/.+?)(?P<rest>/(?:info/refs|git-upload-pack|git-receive-pack|HEAD|objects/.+))"
 )
 
+# How long an error answer waits for the thread feeding the request body to the backend.
+FEEDER_JOIN_TIMEOUT_S = 1.0
+
 
 class GitHttpApp:
     """Serves clone, fetch and push for the repositories of a :class:`RepoStore`.
@@ -106,7 +109,17 @@ class GitHttpApp:
         )
         feeder.start()
         assert proc.stdout is not None
-        status, headers = _read_cgi_headers(proc.stdout)
+        try:
+            status, headers = _read_cgi_headers(proc.stdout)
+        except BaseException:
+            # No response (a 502, mostly), so no stream will reap the backend: do it here.
+            proc.kill()
+            proc.stdout.close()
+            proc.wait()
+            # Writes to the dead backend fail at once; a feeder still reading a slow client's body
+            # is left to end with that connection rather than hold up the answer.
+            feeder.join(timeout=FEEDER_JOIN_TIMEOUT_S)
+            raise
         return status, headers, _stream_output(proc, feeder, injector)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,43 @@ def test_no_auto_create_refuses_unknown_repo(tmp_path):
         assert "not found" in result.stderr or "404" in result.stderr
         with pytest.raises(KeyError):
             server.list_refs("ns/missing")
+
+
+def zombie_children() -> set[int]:
+    """Children of this process that exited and were never waited for."""
+    zombies = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            zombies.add(int(stat.parent.name))
+    return zombies
+
+
+def test_backend_ending_without_a_response_is_a_502_and_is_reaped(remote_repo, tmp_path,
+                                                                  monkeypatch):
+    # git refuses to start http-backend at all when the global config is unreadable.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[[[ not a config\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    zombies_before = zombie_children()
+    url = urllib.parse.urlsplit(remote_repo.url)
+    # Half a body, the rest never sent: the server's feeder thread stays blocked reading it.
+    request = (f"POST {url.path}/git-upload-pack HTTP/1.1\r\nHost: {url.netloc}\r\n"
+               "Content-Type: application/x-git-upload-pack-request\r\n"
+               "Content-Length: 1000\r\n\r\n").encode() + b"0" * 500
+    with socket.create_connection((url.hostname, url.port), timeout=30) as client:
+        client.sendall(request)
+        response = b""
+        while b"\r\n\r\n" not in response and (chunk := client.recv(65536)):
+            response += chunk
+        assert response.split(b"\r\n", 1)[0].split()[1] == b"502", response
+        time.sleep(0.2)  # time for a backend that was left alone to become a zombie
+        assert zombie_children() - zombies_before == set()
 
 
 def test_create_repo_with_files_clones_with_lfs_content(git_server, tmp_path):
