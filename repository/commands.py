@@ -57,9 +57,14 @@ class CommandInProgress:
         self._redact: Callable[[str], str] = lambda text: text
 
     def __repr__(self) -> str:
-        state = "in progress" if not self.is_done else "finished"
-        pid = self.process.pid if self.process is not None else None
-        return f"[{self.title} command, status code: {self.status}, {state}. PID: {pid}]"
+        if self.is_done:
+            state = "finished."
+        elif self.started_at is None:  # waiting behind another command of the same clone
+            state = "queued."
+        else:
+            state = "in progress."
+        pid = f" PID: {self.process.pid}" if self.process is not None else ""
+        return f"[{self.title} command, status code: {self.status}, {state}{pid}]"
 
     @property
     def is_done(self) -> bool:

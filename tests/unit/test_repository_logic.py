@@ -162,6 +162,32 @@ def test_queue_records_exceptions_as_failures():
     assert isinstance(command.error, ZeroDivisionError)
 
 
+def test_repr_tells_queued_running_and_finished_apart():
+    queue = CommandQueue("unit")
+    release = threading.Event()
+
+    def blocked(command) -> int:
+        return command.run_process(lambda: subprocess.Popen(
+            ["sleep", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True), str)
+
+    first = queue.submit("push", blocked)
+    second = queue.submit("push", lambda command: int(not release.wait(10)))
+    deadline = time.monotonic() + 10
+    while first.process is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert repr(first) == f"[push command, status code: -1, in progress. PID: {first.process.pid}]"
+        assert repr(second) == "[push command, status code: -1, queued.]"
+    finally:
+        first.terminate()
+        release.set()
+    assert queue.wait(timeout=10)
+    assert repr(second) == "[push command, status code: 0, finished.]"
+    assert repr(first).startswith("[push command, status code: ")
+    assert repr(first).endswith(f"finished. PID: {first.process.pid}]")
+
+
 def test_waiting_for_all_clones_shares_one_deadline():
     def sleep_job(seconds: float):
         def run(command) -> int:
