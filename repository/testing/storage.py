@@ -162,7 +162,8 @@ class ObjectStore:
             if upload is not None and upload.size == size:
                 return upload
             if upload is not None:
-                upload.discard()
+                # Not upload.discard(): that takes self._lock again, which is not reentrant.
+                upload.file.unlink(missing_ok=True)
             upload = MultipartUpload(self, oid, size, chunk_size)
             self._uploads[oid] = upload
             return upload
@@ -255,7 +256,7 @@ class MultipartUpload:
             base = self._states[-1] if len(self._states) == number else None
             inline = base.copy() if base is not None else None
         offset = start
-        fd = os.open(self.file, os.O_WRONLY)
+        fd = self._open(os.O_WRONLY)
         try:
             for chunk in chunks:
                 if offset + len(chunk) > end:
@@ -281,7 +282,7 @@ class MultipartUpload:
 
     def _hash_ready_parts(self) -> None:
         # Called with the lock held; reads just-written parts back from the page cache.
-        with open(self.file, "rb", buffering=0) as f:
+        with os.fdopen(self._open(os.O_RDONLY), "rb", buffering=0) as f:
             buf = memoryview(bytearray(CHUNK))
             while len(self._states) <= self.part_count and len(self._states) in self._etags:
                 number = len(self._states)
@@ -296,6 +297,14 @@ class MultipartUpload:
                     state.update(buf[:n])
                     left -= n
                 self._states.append(state)
+
+    def _open(self, flags: int) -> int:
+        # The file is gone once the upload is completed, discarded or replaced by another size.
+        try:
+            return os.open(self.file, flags)
+        except FileNotFoundError:
+            raise StorageError(
+                404, f"upload {self.upload_id} of {self.oid} is no longer pending") from None
 
     def complete(self, parts: object) -> Path:
         """Check the client's part list against the parts received, verify the sha256, publish.

@@ -178,3 +178,20 @@ def test_bad_paths_get_4xx_json_and_write_nothing_outside(git_server, tmp_path):
         assert response.json()["message"]
     assert set(git_server.data_dir.parent.iterdir()) == before
     assert not any("escape" in str(p) for p in git_server.data_dir.rglob("*"))
+
+
+def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
+    # Used to deadlock the store: every later batch and part request hung.
+    oid = "d" * 64
+    first = batch(remote_repo.url, "upload", [{"oid": oid, "size": 9 * MiB}], ("multipart",))
+    second = requests.post(
+        f"{remote_repo.url}/info/lfs/objects/batch", timeout=5, headers={"Content-Type": LFS_JSON},
+        json={"operation": "upload", "transfers": ["multipart"],
+              "objects": [{"oid": oid, "size": 10 * MiB}]}).json()
+    old, new = (a["objects"][0]["actions"]["upload"] for a in (first, second))
+    assert old["href"] != new["href"]
+    response = requests.put(old["header"]["00001"], data=b"x" * 5 * MiB, timeout=5)
+    assert response.status_code == 404  # the replaced upload is gone
+    tmp = remote_repo.server.data_dir / "lfs" / "tmp"
+    assert len(list(tmp.glob(f"{oid}.multipart.*"))) == 1
+    assert batch(remote_repo.url, "upload", [{"oid": "e" * 64, "size": 1}])["transfer"] == "basic"
