@@ -258,11 +258,12 @@ class LfsApi:
         size = self.store.size(oid)
         if size is None:
             raise HttpError(404, f"object {oid} not found")
-        start, end = _parse_range(environ.get("HTTP_RANGE"), size)
+        span = _parse_range(environ.get("HTTP_RANGE"), size)
+        start, end = span or (0, size)
         headers = [("Content-Type", "application/octet-stream"),
                    ("Content-Length", str(end - start)), ("Accept-Ranges", "bytes")]
         status = status_line(200)
-        if environ.get("HTTP_RANGE"):
+        if span is not None:
             status = status_line(206)
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
         if environ["REQUEST_METHOD"] == "HEAD":
@@ -273,19 +274,28 @@ class LfsApi:
                                            injector)
 
 
-def _parse_range(header: str | None, size: int) -> tuple[int, int]:
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a satisfiable single byte range, None to send the whole object.
+
+    As RFC 9110 section 14: a header that is not one valid ``bytes`` range (another unit, a
+    malformed or reversed range, several ranges) is ignored; a valid range that starts past the
+    end is a 416 carrying ``Content-Range: bytes */<size>``.
+    """
     if not header:
-        return 0, size
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+        return None
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)-(\d*)\s*", header)
     if not match or match.group(1) == match.group(2) == "":
-        raise HttpError(416, f"unsupported Range {header[:100]!r}: use bytes=START-END")
+        return None
     first, last = match.groups()
+    if first and last and int(last) < int(first):
+        return None
     if first == "":  # suffix range: the last N bytes
         start, end = max(0, size - int(last)), size
     else:
         start, end = int(first), size if last == "" else min(size, int(last) + 1)
     if start >= end:
-        raise HttpError(416, f"Range {header[:100]!r} outside 0..{size}")
+        raise HttpError(416, f"Range {header[:100]!r} not satisfiable: the object has {size} bytes",
+                        [("Content-Range", f"bytes */{size}")])
     return start, end
 
 

@@ -195,3 +195,31 @@ def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
     tmp = remote_repo.server.data_dir / "lfs" / "tmp"
     assert len(list(tmp.glob(f"{oid}.multipart.*"))) == 1
     assert batch(remote_repo.url, "upload", [{"oid": "e" * 64, "size": 1}])["transfer"] == "basic"
+
+
+@pytest.mark.parametrize("header,status,content_range,body", [
+    ("bytes=-3", 206, "bytes 7-9/10", b"789"),
+    ("bytes=8-", 206, "bytes 8-9/10", b"89"),
+    ("bytes=2-100", 206, "bytes 2-9/10", b"23456789"),
+    ("bytes=10-", 416, "bytes */10", None),
+    ("bytes=100-200", 416, "bytes */10", None),
+    ("bytes=-0", 416, "bytes */10", None),
+    # RFC 9110: a Range that is not one valid byte range is ignored, the whole object sent
+    ("bytes=5-3", 200, None, b"0123456789"),
+    ("bytes=0-1,3-4", 200, None, b"0123456789"),
+    ("items=0-1", 200, None, b"0123456789"),
+    ("bytes=abc", 200, None, b"0123456789"),
+])
+def test_download_range_edge_cases(git_server, header, status, content_range, body):
+    name = "ns/range-" + hashlib.sha256(header.encode()).hexdigest()[:12]
+    url = git_server.create_repo(name, {"w.bin": b"0123456789"})
+    oid = hashlib.sha256(b"0123456789").hexdigest()
+    href = batch(url, "download", [{"oid": oid, "size": 10}])["objects"][0]["actions"]["download"]
+    response = requests.get(href["href"], headers={"Range": header}, timeout=5)
+    assert response.status_code == status, response.text
+    assert response.headers.get("Content-Range") == content_range
+    if body is not None:
+        assert response.content == body
+        assert response.headers["Content-Length"] == str(len(body))
+    head = requests.head(href["href"], headers={"Range": header}, timeout=5)
+    assert head.status_code == status and head.headers.get("Content-Range") == content_range
