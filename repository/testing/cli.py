@@ -44,6 +44,47 @@ def parse_port(text: str) -> int:
     return int(text)
 
 
+def parse_count(text: str) -> int:
+    """A whole number >= 0 (0 turns a fault off).
+
+    Example:
+        >>> parse_count("3")
+        3
+    """
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a whole number >= 0")
+    return int(text)
+
+
+def parse_positive_size(text: str) -> int:
+    """A size as :func:`parse_size` reads it, above zero.
+
+    Example:
+        >>> parse_positive_size("5MiB")
+        5242880
+    """
+    size = parse_size(text)
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be above 0")
+    return size
+
+
+def parse_seconds(text: str) -> float:
+    """A finite number of seconds >= 0.
+
+    Example:
+        >>> parse_seconds("0.05")
+        0.05
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (0 <= seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: use a number >= 0, e.g. 0.05")
+    return seconds
+
+
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``lfsrepo serve`` on the ``lfsrepo`` command.
 
@@ -64,18 +105,18 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="require this token (Basic password or Bearer)")
     p.add_argument("--multipart-threshold", type=parse_size, default=5 * 1024**3, metavar="SIZE",
                    help="offer multipart above this size (default 5GiB)")
-    p.add_argument("--chunk-size", type=parse_size, default=64 * 1024**2, metavar="SIZE",
+    p.add_argument("--chunk-size", type=parse_positive_size, default=64 * 1024**2, metavar="SIZE",
                    help="multipart part size (default 64MiB)")
     p.add_argument("--no-auto-create", dest="auto_create", action="store_false",
                    help="a push to a missing repository fails instead of creating it")
     faults = p.add_argument_group("fault injection")
-    faults.add_argument("--fail-every-nth-part", type=int, default=0, metavar="N",
+    faults.add_argument("--fail-every-nth-part", type=parse_count, default=0, metavar="N",
                         help="answer every Nth part PUT with 500 after reading it")
-    faults.add_argument("--drop-every-nth-body", type=int, default=0, metavar="N",
+    faults.add_argument("--drop-every-nth-body", type=parse_count, default=0, metavar="N",
                         help="close the connection halfway through every Nth object body")
-    faults.add_argument("--bandwidth", type=parse_size, default=None, metavar="SIZE",
+    faults.add_argument("--bandwidth", type=parse_positive_size, default=None, metavar="SIZE",
                         help="cap each connection at SIZE bytes per second")
-    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+    faults.add_argument("--latency", type=parse_seconds, default=0.0, metavar="SECONDS",
                         help="add this delay to every request")
     p.set_defaults(func=run_serve)
 

@@ -52,3 +52,17 @@ def test_serve_rejects_a_port_out_of_range(tmp_path, port):
          f"--port={port}"], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "invalid port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", [
+    "--fail-every-nth-part=-1", "--drop-every-nth-body=-2", "--drop-every-nth-body=x",
+    "--bandwidth=0", "--chunk-size=0", "--latency=-1", "--latency=nan", "--latency=inf",
+])
+def test_serve_rejects_bad_fault_and_size_values_as_usage_errors(tmp_path, option):
+    # These used to reach Faults/LocalGitServer and end as "unexpected ValueError ... report it".
+    result = subprocess.run(
+        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path), option],
+        check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "invalid" in result.stderr and "unexpected" not in result.stderr
+    assert "Traceback" not in result.stderr
