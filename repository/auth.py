@@ -1,20 +1,103 @@
-"""Tokens: where they come from and how they reach one git command, and only that command.
+"""Tokens: where they come from, and how git and git-lfs get one for one remote, and only that one.
 
-A token never goes to disk, into argv, into a remote URL or into a message: it becomes an
-``http.<origin>.extraHeader`` entry in the ``GIT_CONFIG_*`` environment of each command that talks to
-the remote, and git and git-lfs both read it from there.
+A token never goes to disk, into argv, into a remote URL or into a message. Each command that talks
+to an http(s) remote gets, in its ``GIT_CONFIG_*`` environment, an emptied credential helper list
+and one helper of ours: a shell function that answers git's ``get`` with HTTP Basic credentials held
+in that command's environment, and only when git asks for the remote's own scheme, host and port.
+git and git-lfs ask it when a server wants credentials (a 401), never for a URL that carries its
+own ``Authorization`` header (an LFS server's per-action header), so such a header is never
+doubled or replaced, and no other host (a storage server) ever sees the token.
 
 Example:
-    >>> config_entries_for_token("s3cret", "https://example.com/ns/repo.git")[-1][0]
-    'http.https://example.com/.extraHeader'
+    >>> environment = credential_environment(Token("s3cret"), "https://example.com/ns/repo.git")
+    >>> environment.variables[CREDENTIAL_HOST], environment.variables[CREDENTIAL_USERNAME]
+    ('example.com', 'user')
+    >>> [key for key, _ in environment.config]
+    ['credential.helper', 'credential.helper']
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import urllib.parse
+from dataclasses import dataclass, field
 
 TOKEN_ENVIRONMENT_VARIABLES = ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+# The username sent with a token when the remote URL names none (the legacy class sent this too).
+DEFAULT_USERNAME = "user"
+
+CREDENTIAL_PROTOCOL = "LFSREPO_CREDENTIAL_PROTOCOL"
+CREDENTIAL_HOST = "LFSREPO_CREDENTIAL_HOST"
+CREDENTIAL_USERNAME = "LFSREPO_CREDENTIAL_USERNAME"
+CREDENTIAL_PASSWORD = "LFSREPO_CREDENTIAL_PASSWORD"
+CREDENTIAL_VARIABLES = (CREDENTIAL_PROTOCOL, CREDENTIAL_HOST, CREDENTIAL_USERNAME, CREDENTIAL_PASSWORD)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# git runs a helper that starts with "!" through the shell with the action ("get", "store",
+# "erase") as $1 and the request (key=value lines) on stdin. This one answers "get" only, and only
+# for the protocol and host (with a non-default port) in its environment; the secrets never appear
+# in the snippet, so never in any argv. POSIX sh: nothing but builtins, no process per line.
+CREDENTIAL_HELPER = (
+    "!f() { test \"$1\" = get || exit 0; p= h=; "
+    "while IFS= read -r line; do case $line in "
+    "protocol=*) p=${line#protocol=};; host=*) h=${line#host=};; '') break;; esac; done; "
+    "case $p:$h in https:*:443) h=${h%:443};; http:*:80) h=${h%:80};; esac; "
+    f"test -n \"$p\" && test \"$p\" = \"${CREDENTIAL_PROTOCOL}\" && "
+    f"test \"$h\" = \"${CREDENTIAL_HOST}\" || exit 0; "
+    f"printf 'username=%s\\npassword=%s\\n' \"${CREDENTIAL_USERNAME}\" \"${CREDENTIAL_PASSWORD}\"; "
+    "}; f"
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token and how it is sent: as the Basic password (the forges' convention), or as the
+    username with an empty password (``https://<token>@host/...``, a form GitHub documents).
+
+    Example:
+        >>> Token("t").basic_credentials("https://_jwt@h/r"), Token("t", as_username=True).basic_credentials("https://h/r")
+        (('_jwt', 't'), ('t', ''))
+    """
+
+    value: str = field(repr=False)
+    as_username: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.value:
+            raise ValueError("a token must not be empty")
+        if any(character in self.value for character in "\r\n\0"):
+            raise ValueError("a token must not contain a line break or NUL; check how it was read "
+                             "(a trailing newline from a file, for example)")
+
+    def basic_credentials(self, remote_url: str | None) -> tuple[str, str]:
+        """The (username, password) pair for ``remote_url``: its own username, else ``user``."""
+        if self.as_username:
+            return self.value, ""
+        username = url_username(remote_url) if remote_url else None
+        return username or DEFAULT_USERNAME, self.value
+
+    def secret_forms(self, remote_url: str | None) -> list[str]:
+        """Every spelling of the token that could show up in output, longest first.
+
+        Example:
+            >>> Token("a/b").secret_forms(None)
+            ['dXNlcjphL2I=', 'a%2Fb', 'a/b']
+        """
+        username, password = self.basic_credentials(remote_url)
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        forms = {self.value, urllib.parse.quote(self.value, safe=""), basic}
+        return sorted(forms, key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class CredentialEnvironment:
+    """What one command needs to authenticate: git config entries and environment variables."""
+
+    config: list[tuple[str, str]]
+    variables: dict[str, str]
 
 
 def resolve_token(token: str | bool | None) -> str | None:
@@ -39,54 +122,99 @@ def resolve_token(token: str | bool | None) -> str | None:
     return token or None
 
 
-def split_credentials(url: str) -> tuple[str, str | None]:
-    """Remove ``user:secret@`` from a URL; return the clean URL and the secret (or ``None``).
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """Split ``user[:secret]@`` out of an http(s) URL: (URL without them, username, secret).
 
     Example:
         >>> split_credentials("https://me:tok@example.com/a/b")
-        ('https://example.com/a/b', 'tok')
+        ('https://example.com/a/b', 'me', 'tok')
+        >>> split_credentials("https://tok@example.com/a/b")
+        ('https://example.com/a/b', 'tok', None)
         >>> split_credentials("git@host:a/b.git")
-        ('git@host:a/b.git', None)
+        ('git@host:a/b.git', None, None)
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
-        return url, None
+        return url, None, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
-    _, _, secret = userinfo.partition(":")
+    username, has_secret, secret = userinfo.partition(":")
     clean = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
-    return clean, urllib.parse.unquote(secret) or None
+    return (clean, urllib.parse.unquote(username) or None,
+            urllib.parse.unquote(secret) if has_secret and secret else None)
 
 
-def http_origin(url: str) -> str | None:
-    """Return ``scheme://host[:port]/`` for an http(s) URL, else ``None``.
+def without_credentials(url: str) -> str:
+    """``url`` without any ``user[:secret]@`` part.
 
     Example:
-        >>> http_origin("http://127.0.0.1:8080/ns/r.git"), http_origin("/tmp/r.git")
-        ('http://127.0.0.1:8080/', None)
+        >>> without_credentials("https://_jwt:t@h/r")
+        'https://h/r'
+    """
+    return split_credentials(url)[0]
+
+
+def with_username(url: str, username: str) -> str:
+    """``url`` (an http(s) URL without credentials) with ``username@`` in it.
+
+    Example:
+        >>> with_username("http://127.0.0.1:9/ns/r", "_jwt")
+        'http://_jwt@127.0.0.1:9/ns/r'
     """
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
+    netloc = f"{urllib.parse.quote(username, safe='')}@{parts.netloc}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def config_entries_for_token(token: str | None, remote_url: str | None) -> list[tuple[str, str]]:
-    """The per-command git config that authenticates to ``remote_url`` with ``token`` and never prompts.
-
-    The header is scoped to the remote's origin so it is never sent to another host (for example
-    the storage URLs an LFS server hands out). Credential helpers are reset so that nothing stores
-    or replaces the token.
+def url_username(url: str) -> str | None:
+    """The username written in an http(s) URL, if any.
 
     Example:
-        >>> config_entries_for_token(None, "https://h/r")
-        []
-        >>> [key for key, _ in config_entries_for_token("t", "https://h/r")]
-        ['credential.helper', 'http.https://h/.extraHeader']
+        >>> url_username("https://oauth2@gitlab.example/ns/r"), url_username("https://h/r")
+        ('oauth2', None)
     """
-    origin = http_origin(remote_url) if remote_url else None
-    if not token or origin is None:
-        return []
-    return [
-        ("credential.helper", ""),
-        (f"http.{origin}.extraHeader", f"Authorization: Bearer {token}"),
-    ]
+    return split_credentials(url)[1]
+
+
+def credential_origin(url: str) -> tuple[str, str] | None:
+    """(scheme, host[:port]) as git's credential protocol names them; None if not http(s).
+
+    A default port is left out, as git and git-lfs leave it out of their requests.
+
+    Example:
+        >>> credential_origin("https://u@example.com:443/r"), credential_origin("/tmp/r.git")
+        (('https', 'example.com'), None)
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.netloc.rpartition("@")[2]  # as written: git sends the host as the URL spells it
+    default = f":{_DEFAULT_PORTS[parts.scheme]}"
+    host = host.removesuffix(default)
+    return parts.scheme, host
+
+
+def credential_environment(token: Token | None, remote_url: str | None) -> CredentialEnvironment:
+    """The config entries and variables that authenticate one command to ``remote_url``.
+
+    Nothing for no token or a remote that is not http(s) (ssh, a path): the user's own setup
+    applies there.
+
+    Example:
+        >>> credential_environment(None, "https://h/r")
+        CredentialEnvironment(config=[], variables={})
+        >>> credential_environment(Token("t"), "git@h:r.git").config
+        []
+    """
+    origin = credential_origin(remote_url) if remote_url else None
+    if token is None or origin is None:
+        return CredentialEnvironment([], {})
+    username, password = token.basic_credentials(remote_url)
+    return CredentialEnvironment(
+        config=[("credential.helper", ""), ("credential.helper", CREDENTIAL_HELPER)],
+        variables={
+            CREDENTIAL_PROTOCOL: origin[0],
+            CREDENTIAL_HOST: origin[1],
+            CREDENTIAL_USERNAME: username,
+            CREDENTIAL_PASSWORD: password,
+        },
+    )

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -22,7 +21,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .auth import config_entries_for_token
+from .auth import CREDENTIAL_VARIABLES, Token, credential_environment, split_credentials
 from .errors import (
     AuthenticationError,
     GitCommandError,
@@ -132,27 +131,29 @@ class GitRunner:
     """Runs git / git-lfs in one working directory with one set of credentials.
 
     Example:
-        >>> GitRunner("/tmp", token="abc").run(["--version"]).ok
+        >>> GitRunner("/tmp", token=Token("abc")).run(["--version"]).ok
         True
     """
 
     def __init__(
         self,
         workdir: str | os.PathLike[str],
-        token: str | None = None,
+        token: Token | None = None,
         remote_url: str | None = None,
     ) -> None:
         self.workdir = os.fspath(workdir)
-        self._token = token
+        self.token = token
         self.remote_url = remote_url
-        self._secrets = self._secret_forms(token)
+        self._secrets = self._secret_forms(token, remote_url)
 
     @staticmethod
-    def _secret_forms(token: str | None) -> list[str]:
-        if not token:
-            return []
-        basic = base64.b64encode(f"user:{token}".encode()).decode()
-        return sorted({token, basic}, key=len, reverse=True)
+    def _secret_forms(token: Token | None, remote_url: str | None) -> list[str]:
+        forms = set(token.secret_forms(remote_url)) if token is not None else set()
+        # A clone made by the legacy class keeps its token in the remote URL.
+        url_secret = split_credentials(remote_url)[2] if remote_url else None
+        if url_secret:
+            forms.add(url_secret)
+        return sorted(forms, key=len, reverse=True)
 
     def with_remote(self, remote_url: str | None) -> GitRunner:
         """A runner for the same folder and token that authenticates against ``remote_url``.
@@ -161,14 +162,14 @@ class GitRunner:
             >>> GitRunner("/tmp").with_remote("https://h/r").remote_url
             'https://h/r'
         """
-        return GitRunner(self.workdir, self._token, remote_url)
+        return GitRunner(self.workdir, self.token, remote_url)
 
     def redact(self, text: str) -> str:
         """Replace every form of the token in ``text``.
 
         Example:
-            >>> GitRunner("/tmp", token="s3cret").redact("Authorization: Bearer s3cret")
-            'Authorization: Bearer <redacted>'
+            >>> GitRunner("/tmp", token=Token("s3cret")).redact("password=s3cret")
+            'password=<redacted>'
         """
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
@@ -194,8 +195,11 @@ class GitRunner:
         env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(STALLED_TRANSFER_TIMEOUT_S))
         if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
             env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
-        entries = list(_BASE_CONFIG)
-        entries += config_entries_for_token(self._token, self.remote_url)
+        credentials = credential_environment(self.token, self.remote_url)
+        for name in CREDENTIAL_VARIABLES:  # only ever our own, for this command's remote
+            env.pop(name, None)
+        env.update(credentials.variables)
+        entries = [*_BASE_CONFIG, *credentials.config]
         count = _config_count(env.get("GIT_CONFIG_COUNT", ""))
         for index, (key, value) in enumerate(entries, start=count):
             env[f"GIT_CONFIG_KEY_{index}"] = key

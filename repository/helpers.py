@@ -11,7 +11,7 @@ import os
 import urllib.parse
 
 from . import lfs
-from .auth import split_credentials
+from .auth import without_credentials
 from .git import GitRunner, split_nul
 
 
@@ -41,7 +41,7 @@ def normalize_remote_url(url: str) -> str:
         >>> normalize_remote_url("https://u:t@h/ns/r.git/")
         'https://h/ns/r'
     """
-    url, _ = split_credentials(url)
+    url = without_credentials(url)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
         url = urllib.parse.unquote(parts.path)

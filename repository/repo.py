@@ -24,7 +24,7 @@ from filelock import FileLock
 from git.refs.symbolic import SymbolicReference
 
 from . import helpers, lfs
-from .auth import resolve_token, split_credentials
+from .auth import Token, resolve_token, split_credentials, with_username, without_credentials
 from .commands import CommandInProgress, queue_for_clone
 from .errors import (
     CloneConflictError,
@@ -83,7 +83,8 @@ class Repository:
         self.local_dir = os.path.abspath(os.fspath(local_dir))
         self.skip_lfs_files = skip_lfs_files
         self._repo_type = repo_type
-        self._token = resolve_token(token)
+        resolved = resolve_token(token)
+        self._token = Token(resolved) if resolved is not None else None
         self._progress_bars = progress_bars
         self._queue = queue_for_clone(self.local_dir)
         self._git = GitRunner(self.local_dir, self._token)
@@ -185,7 +186,7 @@ class Repository:
             'http://127.0.0.1:8080/ns/repo'
         """
         url = self._git.run(["config", "--get", "remote.origin.url"]).stdout.strip()
-        return split_credentials(url)[0]
+        return without_credentials(url)
 
     def git_head_commit_url(self) -> str:
         """``<remote url>/commit/<sha of HEAD>``.
@@ -235,21 +236,19 @@ class Repository:
         """Clone ``repo_url`` into ``local_dir``, or reuse ``local_dir`` if it is already its clone.
 
         Any git URL or local path works; ``ns/name`` is resolved against ``$LFSREPO_ENDPOINT``
-        when set. Credentials inside the URL are taken out and used as the token.
+        when set. A token inside the URL is taken out and used, never stored:
+        ``https://<user>:<token>@host/...`` sends it as the password of ``<user>`` (the username
+        stays in the remote URL, as git would keep it), ``https://<token>@host/...`` as the
+        username, as GitHub documents; with a token given separately, ``https://<user>@host/...``
+        only names the username.
 
         Example:
             >>> repo.clone_from("http://127.0.0.1:8080/ns/repo")  # doctest: +SKIP
         """
-        url, secret = split_credentials(self._resolve_url(repo_url))
-        if secret is not None:
-            warnings.warn(
-                "The clone URL held credentials; they are used as the token and not stored.",
-                stacklevel=2,
-            )
-        new_token = resolve_token(token) or secret
-        if new_token is not None:
-            self._token = new_token
-            self._git = GitRunner(self.local_dir, new_token)
+        url, token_from_url = self._clone_url_and_token(self._resolve_url(repo_url), token)
+        if token_from_url is not None:
+            self._token = token_from_url
+            self._git = GitRunner(self.local_dir, token_from_url)
         os.makedirs(self.local_dir, exist_ok=True)
         if os.listdir(self.local_dir):
             self._reuse_existing_clone(url)
@@ -577,6 +576,22 @@ class Repository:
                 logger.warning("`git lfs install --local` failed in %s; LFS files may not be "
                                "pushed: %s", self.local_dir, installed.stderr.strip())
 
+    def _clone_url_and_token(self, url: str, token: str | bool | None) -> tuple[str, Token | None]:
+        """The URL to clone (no secret in it) and the token to use from now on, if it changed."""
+        clean, username, secret = split_credentials(url)
+        given = resolve_token(token)
+        if secret is None and (username is None or given is not None or self._token is not None):
+            # No secret in the URL; a username in it stays there and is sent with the token.
+            return url, Token(given) if given is not None else None
+        warnings.warn(
+            "The clone URL held a token; it is used for this Repository and not stored.",
+            stacklevel=3,
+        )
+        if secret is None:  # https://<token>@host/...
+            assert username is not None
+            return clean, Token(username, as_username=True)
+        return with_username(clean, username) if username else clean, Token(given or secret)
+
     def _resolve_url(self, repo_url: str) -> str:
         endpoint = os.environ.get(ENDPOINT_VARIABLE)
         looks_like_id = (
@@ -596,7 +611,7 @@ class Repository:
                 "clone. Use an empty folder, or move its files elsewhere first."
             )
         if not helpers.is_local_clone(self.local_dir, url):
-            others = ", ".join(split_credentials(u)[0] for u in helpers.remote_urls(self.local_dir))
+            others = ", ".join(without_credentials(u) for u in helpers.remote_urls(self.local_dir))
             raise CloneConflictError(
                 f"{self.local_dir} is a clone of {others or 'no remote'}, not of {url}. "
                 "Use another local_dir, or Repository(local_dir) without clone_from to use it."
@@ -670,7 +685,7 @@ class Repository:
             remote = value(f'branch "{branch}"', "remote") or "origin"
             merge = value(f'branch "{branch}"', "merge")
             remote_branch = merge.removeprefix("refs/heads/") if merge else branch
-        url = split_credentials(value('remote "origin"', "url") or "")[0].removesuffix(".git")
+        url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
         return remote, remote_branch, f"{url.rstrip('/')}/commit/{head}"
 
     def _push_job(

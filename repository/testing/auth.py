@@ -1,7 +1,12 @@
-"""Token auth for the local server: HTTP Basic (token as password) or Bearer, and signed URLs.
+"""Token auth for the local server: HTTP Basic or Bearer, and signed URLs.
+
+HTTP Basic takes the token as the password (any username), or as the username with an empty
+password, the two forms GitHub accepts.
 
 Object and part URLs handed out by the batch API carry a signature instead, as presigned object
-store URLs do, so a transfer agent need not send credentials to them.
+store URLs do, so a transfer agent need not send credentials to them. With per-action headers
+(as giftless, GitLab and Gitea hand out), a basic transfer's URL is plain and its action carries an
+``Authorization`` header that must arrive exactly as given: doubled or replaced, it is a 403.
 
 Example:
     >>> auth = Auth("s3cret")
@@ -53,9 +58,10 @@ class Auth:
             given = value
         elif scheme.lower() == "basic":
             try:
-                given = base64.b64decode(value, validate=True).decode().partition(":")[2]
+                username, _, given = base64.b64decode(value, validate=True).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return False
+            given = given or username
         else:
             return False
         return hmac.compare_digest(given.encode(), self.token.encode())
@@ -77,6 +83,35 @@ class Auth:
             False
         """
         return hmac.compare_digest(self.sign(path), sig)
+
+    def action_authorization(self, path: str) -> str:
+        """The ``Authorization`` header value of an action on ``path`` (per-action mode).
+
+        Example:
+            >>> Auth(None).action_authorization("/x").startswith("Bearer lfsrepo-action-")
+            True
+        """
+        return f"Bearer lfsrepo-action-{self.sign(path)}"
+
+    def require_action(self, environ: Environ) -> None:
+        """Pass only a request whose ``Authorization`` is exactly its action's header.
+
+        A missing header is a 401; any other value, one header doubled by a client that added
+        its own credentials, or one replaced by them, is a 403, as giftless answers it.
+
+        Example:
+            >>> auth = Auth("t")
+            >>> auth.require_action({"PATH_INFO": "/x",
+            ...                      "HTTP_AUTHORIZATION": auth.action_authorization("/x")})
+        """
+        given = environ.get("HTTP_AUTHORIZATION")
+        if given is None:
+            raise HttpError(401, "this action needs the Authorization header the batch API gave")
+        expected = self.action_authorization(environ.get("PATH_INFO", ""))
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HttpError(403, "You are not authorized to perform this action: the "
+                            "Authorization header is not the one the batch API gave (doubled "
+                            "or replaced by the client?)")
 
     def require(self, environ: Environ, *, lfs: bool, allow_signed: bool = False) -> None:
         """Raise a 401 :class:`HttpError` with the right challenge unless the request may pass.

@@ -109,6 +109,11 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                    help="multipart part size (default 64MiB)")
     p.add_argument("--no-auto-create", dest="auto_create", action="store_false",
                    help="a push to a missing repository fails instead of creating it")
+    p.add_argument("--action-authorization", action="store_true",
+                   help="give each basic transfer action its own Authorization header, as "
+                   "giftless, GitLab and Gitea do, instead of a signed URL")
+    p.add_argument("--separate-storage", action="store_true",
+                   help="serve object transfers from a second port (another origin)")
     faults = p.add_argument_group("fault injection")
     faults.add_argument("--fail-every-nth-part", type=parse_count, default=0, metavar="N",
                         help="answer every Nth part PUT with 500 after reading it")
@@ -136,12 +141,14 @@ def run_serve(args: argparse.Namespace) -> int:
     server = LocalGitServer(args.data, host=args.host, port=args.port, token=args.token,
                             multipart_threshold=args.multipart_threshold,
                             chunk_size=args.chunk_size, auto_create=args.auto_create,
-                            faults=faults)
+                            faults=faults, action_authorization=args.action_authorization,
+                            separate_storage=args.separate_storage)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with server:
         print(server.base_url, flush=True)
-        print(f"serving {server.data_dir}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        storage = f", objects from {server.storage_url}" if server.storage_url else ""
+        print(f"serving {server.data_dir}{storage}; Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
             stop.wait()
         except KeyboardInterrupt:

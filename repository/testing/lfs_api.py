@@ -3,7 +3,9 @@
 Routes, under ``/<repo>.git/info/lfs``:
 ``POST objects/batch``, ``PUT|GET objects/<oid>`` (basic), ``POST verify``,
 ``PUT multipart/<oid>/<upload>/<part>`` (part, answers an ETag) and
-``POST multipart/<oid>/<upload>`` (completion). Object and part URLs are signed (see auth.py).
+``POST multipart/<oid>/<upload>`` (completion). Object and part URLs are signed (see auth.py);
+with ``action_authorization``, basic transfer and verify actions carry an ``Authorization`` header
+instead. With a ``storage_url``, every action URL points at that other origin.
 
 Example:
     >>> LfsApi.split_path("/ns/m.git/info/lfs/objects/batch")
@@ -51,7 +53,7 @@ class LfsApi:
     def __init__(
         self, store: ObjectStore, repos: RepoStore, auth: Auth, *,
         multipart_threshold: int, chunk_size: int, auto_create: bool,
-        injector: Callable[[], FaultInjector],
+        injector: Callable[[], FaultInjector], action_authorization: bool = False,
     ) -> None:
         self.store = store
         self.repos = repos
@@ -60,6 +62,8 @@ class LfsApi:
         self.chunk_size = chunk_size
         self.auto_create = auto_create
         self.injector = injector
+        self.action_authorization = action_authorization
+        self.storage_url: str | None = None  # set by the server once its storage port is bound
         self._received: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +105,10 @@ class LfsApi:
             if route == "objects/batch" and method == "POST":
                 self.auth.require(environ, lfs=True)
                 return self._batch(environ, name)
-            self.auth.require(environ, lfs=True, allow_signed=True)
+            if self.action_authorization and parts[0] != "multipart":
+                self.auth.require_action(environ)
+            else:
+                self.auth.require(environ, lfs=True, allow_signed=True)
             if route == "verify" and method == "POST":
                 return self._verify(environ)
             if len(parts) == 2 and parts[0] == "objects" and method == "PUT":
@@ -145,7 +152,8 @@ class LfsApi:
             if not (operation == "upload" and self.auto_create):
                 raise HttpError(404, f"repository {name} not found")
             self.repos.create(name, exist_ok=True)
-        base = f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}/{name}.git/info/lfs"
+        origin = self.storage_url or f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}"
+        base = f"{origin}/{name}.git/info/lfs"
         if operation == "download":
             # Large downloads go to a multipart-capable client too: the same ranged GET URL, so
             # its agent may fetch ranges in parallel.
@@ -162,17 +170,23 @@ class LfsApi:
             "objects": [self._upload_entry(base, oid, size, multipart) for oid, size in wanted],
         })
 
-    def _href(self, base: str, path: str) -> dict[str, Any]:
+    def _action(self, base: str, path: str, *, signed: bool = False) -> dict[str, Any]:
+        """An action on ``base/path``: a URL that authorises itself with a signature, as a
+        presigned object store URL does, or (per-action mode, unless ``signed``) a plain URL
+        with its own ``Authorization`` header."""
         full = base + "/" + path
         local = "/" + full.split("/", 3)[3]
-        return {"href": f"{full}?sig={self.auth.sign(local)}", "expires_in": URL_TTL_S}
+        if signed or not self.action_authorization:
+            return {"href": f"{full}?sig={self.auth.sign(local)}", "expires_in": URL_TTL_S}
+        return {"href": full, "header": {"Authorization": self.auth.action_authorization(local)},
+                "expires_in": URL_TTL_S}
 
     def _download_entry(self, base: str, oid: str, size: int) -> dict[str, Any]:
         have = self.store.size(oid)
         if have is None:
             return {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
         return {"oid": oid, "size": have, "authenticated": True,
-                "actions": {"download": self._href(base, f"objects/{oid}")}}
+                "actions": {"download": self._action(base, f"objects/{oid}")}}
 
     def _upload_entry(self, base: str, oid: str, size: int, multipart: bool) -> dict[str, Any]:
         have = self.store.size(oid)
@@ -181,17 +195,17 @@ class LfsApi:
                 return {"oid": oid, "size": size, "error": {
                     "code": 422, "message": f"object exists with size {have}, not {size}"}}
             return {"oid": oid, "size": size, "authenticated": True}
-        verify = self._href(base, "verify")
+        verify = self._action(base, "verify")
         if not (multipart and size > self.multipart_threshold):
             return {"oid": oid, "size": size, "authenticated": True, "actions": {
-                "upload": self._href(base, f"objects/{oid}"), "verify": verify}}
+                "upload": self._action(base, f"objects/{oid}"), "verify": verify}}
         chunk = max(self.chunk_size, -(-size // MAX_PARTS))
         upload = self.store.multipart(oid, size, chunk)
         prefix = f"multipart/{oid}/{quote(upload.upload_id)}"
         header = {"chunk_size": str(upload.chunk_size)}
         for n in range(1, upload.part_count + 1):
-            header[f"{n:05d}"] = self._href(base, f"{prefix}/{n}")["href"]
-        action = {**self._href(base, prefix), "header": header}
+            header[f"{n:05d}"] = self._action(base, f"{prefix}/{n}", signed=True)["href"]
+        action = {**self._action(base, prefix, signed=True), "header": header}
         return {"oid": oid, "size": size, "authenticated": True,
                 "actions": {"upload": action, "verify": verify}}
 

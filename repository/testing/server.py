@@ -9,12 +9,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,11 +43,31 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordedRequest:
+    """A request the storage origin received: what a test may check about credentials.
+
+    Example:
+        >>> RecordedRequest("PUT", "/ns/r.git/info/lfs/objects/ab", None).authorization is None
+        True
+    """
+
+    method: str
+    path: str
+    authorization: str | None
+
+
 class LocalGitServer:
     """A real git + Git LFS server on loopback for tests, demos and users' own test suites.
 
     ``data_dir=None`` uses a temporary directory removed on :meth:`stop`. ``faults`` can be
     replaced while the server runs (``server.faults = Faults(...)``), which resets its counters.
+
+    Two switches model servers other than the Hub: ``action_authorization`` gives basic transfer
+    and verify actions their own ``Authorization`` header, as giftless, GitLab and Gitea do (a
+    client that doubles or replaces it gets a 403); ``separate_storage`` serves object transfers
+    from a second port, another origin as an object store would be, and records what each request
+    there carried in :attr:`storage_requests`.
 
     Example:
         >>> with LocalGitServer(multipart_threshold=8 * 1024**2) as server:  # doctest: +SKIP
@@ -58,7 +79,8 @@ class LocalGitServer:
         self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
         token: str | None = None, multipart_threshold: int = DEFAULT_THRESHOLD,
         chunk_size: int = DEFAULT_CHUNK_SIZE, auto_create: bool = True,
-        faults: Faults | None = None,
+        faults: Faults | None = None, action_authorization: bool = False,
+        separate_storage: bool = False,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
             raise ValueError("chunk_size must be positive and multipart_threshold >= 0")
@@ -75,41 +97,47 @@ class LocalGitServer:
         self.lfs = LfsApi(
             self.store, self.repos, self.auth, multipart_threshold=multipart_threshold,
             chunk_size=chunk_size, auto_create=auto_create, injector=lambda: self._injector,
+            action_authorization=action_authorization,
         )
-        self._httpd: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self.separate_storage = separate_storage
+        self.storage_requests: list[RecordedRequest] = []
+        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Bind and serve in a background thread; returns self.
+        """Bind and serve in background threads; returns self.
 
         Example:
             >>> server = LocalGitServer().start()  # doctest: +SKIP
         """
-        if self._httpd is not None:
+        if self._servers:
             return self
-        self._httpd = make_server(self.host, self.port, self.wsgi, threaded=True,
-                                  request_handler=_QuietHandler)
-        self.port = self._httpd.server_port
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="lfsrepo-server",
-                                        daemon=True)
-        self._thread.start()
+        self.port = self._serve(self.port, self.wsgi)
+        if self.separate_storage:
+            storage_port = self._serve(0, self._storage_wsgi)
+            self.lfs.storage_url = f"http://{self._url_host}:{storage_port}"
         return self
 
+    def _serve(self, port: int, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> int:
+        httpd = make_server(self.host, port, app, threaded=True, request_handler=_QuietHandler)
+        thread = threading.Thread(target=httpd.serve_forever, name="lfsrepo-server", daemon=True)
+        thread.start()
+        self._servers.append((httpd, thread))
+        return httpd.server_port
+
     def stop(self) -> None:
-        """Stop serving, close the socket, and remove the data dir if it was temporary.
+        """Stop serving, close the sockets, and remove the data dir if it was temporary.
 
         Example:
             >>> LocalGitServer().stop()
         """
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for httpd, thread in self._servers:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join()
+        self._servers = []
+        self.lfs.storage_url = None
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -143,8 +171,21 @@ class LocalGitServer:
             >>> LocalGitServer(port=8123).base_url
             'http://127.0.0.1:8123'
         """
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def storage_url(self) -> str | None:
+        """``http://HOST:PORT`` of the storage origin (``separate_storage``), once started.
+
+        Example:
+            >>> LocalGitServer(separate_storage=True).storage_url is None
+            True
+        """
+        return self.lfs.storage_url
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
 
     # -- repositories and objects -----------------------------------------------------------
 
@@ -241,6 +282,19 @@ class LocalGitServer:
             status, headers, body = json_response(500, {"message": "internal server error"})
         start_response(status, headers)
         return body
+
+    def _storage_wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """The storage origin: object transfers only (no git, no batch API), each one recorded."""
+        path = environ.get("PATH_INFO", "")
+        self.storage_requests.append(RecordedRequest(
+            environ["REQUEST_METHOD"], path, environ.get("HTTP_AUTHORIZATION")))
+        route = LfsApi.split_path(path) if "/info/lfs/" in path else None
+        if route is None or route[1] == "objects/batch":
+            status, headers, body = json_response(
+                404, {"message": "the storage origin serves object transfers only"})
+            start_response(status, headers)
+            return body
+        return self.wsgi(environ, start_response)
 
     def __repr__(self) -> str:
         return f"LocalGitServer({self.base_url!r}, data_dir={str(self.data_dir)!r})"

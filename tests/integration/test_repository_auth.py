@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -35,56 +36,71 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
     return found
 
 
-def command_lines_containing(needle: bytes) -> list[bytes]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if needle in cmdline:
-                found.append(cmdline)
-    return found
+WORKFLOW = """
+import logging, os, sys
+from repository import Repository
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout)
+url, clone = sys.argv[1:3]
+repo = Repository(clone, clone_from=url, token=True)  # LFSREPO_TOKEN: never in any argv
+with repo.commit("blocking"):
+    open("weights.bin", "wb").write(os.urandom(3_000_000))
+with repo.commit("queued", blocking=False):
+    open("more.bin", "wb").write(os.urandom(200_000))
+repo.wait_for_commands()
+repo.add_tag("v1", message="first", remote="origin")
+print("tag on remote:", repo.tag_exists("v1", remote="origin"))
+repo.git_pull(rebase=True)
+repo.lfs_prune()
+for command in repo.command_queue:
+    print("command:", command, command.status, command.stdout, command.stderr)
+os.environ["LFSREPO_TOKEN"] = "wrong-" + os.environ["LFSREPO_TOKEN"]
+try:
+    Repository(clone, token=True).git_push()
+except OSError as error:
+    print("expected error:", error)
+"""
 
 
-def test_token_reaches_git_and_lfs_but_never_disk_argv_or_output(token_server, tmp_path):
-    url = token_server.create_repo("auth/ok", files={"seed.bin": os.urandom(5000)})
-    seen_in_argv: list[bytes] = []
-    stop = threading.Event()
-
-    def watch_argv() -> None:
-        while not stop.is_set():
-            seen_in_argv.extend(command_lines_containing(TOKEN.encode()))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch_argv)
-    watcher.start()
-    try:
-        repo = Repository(tmp_path / "clone", clone_from=url, token=TOKEN)
-        data = os.urandom(3_000_000)
-        with repo.commit("with token"):
-            Path("weights.bin").write_bytes(data)
-        _, command = repo.git_push(blocking=False)
-        assert command.wait(30) and command.status == 0
-    finally:
-        stop.set()
-        watcher.join()
-    assert seen_in_argv == []
-    assert token_server.lfs_object_size(hashlib.sha256(data).hexdigest()) == len(data)
-    assert token_server.list_refs("auth/ok")["refs/heads/main"] == repo.git_head_hash()
-    assert (tmp_path / "clone" / "seed.bin").stat().st_size == 5000  # LFS download used the token
-    assert files_containing(tmp_path, TOKEN.encode()) == []
-    assert files_containing(Path(os.environ["HOME"]), TOKEN.encode()) == []
-    remotes = subprocess.run(["git", "remote", "-v"], cwd=tmp_path / "clone", capture_output=True,
-                             text=True, check=True).stdout
-    assert TOKEN not in remotes and TOKEN not in repo.git_remote_url()
-    assert TOKEN not in command.stderr + command.stdout + repr(command)
+@pytest.mark.parametrize("action_authorization", [False, True])
+def test_the_token_reaches_its_origin_only_never_disk_argv_logs_or_messages(
+        tmp_path, action_authorization):
+    """The whole workflow under strace, which sees every program git and git-lfs start."""
+    with LocalGitServer(token=TOKEN, separate_storage=True,
+                        action_authorization=action_authorization) as server:
+        url = server.create_repo("auth/leak", files={"seed.bin": os.urandom(5000)})
+        script = tmp_path / "workflow.py"
+        script.write_text(WORKFLOW)
+        trace = tmp_path / "execve.trace"
+        result = subprocess.run(
+            ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "65536",
+             "-o", str(trace), sys.executable, str(script), url, str(tmp_path / "clone")],
+            capture_output=True, text=True, timeout=240, check=False,
+            env={**os.environ, "LFSREPO_TOKEN": TOKEN, "GIT_TRACE": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "tag on remote: True" in result.stdout
+        assert "expected error: authentication failed" in result.stdout
+        execs = trace.read_text(errors="replace")
+        trace.unlink()
+        # The trace saw git's whole process tree, so a token in any argv could not hide.
+        assert all(name in execs for name in ("git-remote-http", "git-lfs", "credential"))
+        for secret in (TOKEN, base64.b64encode(f"user:{TOKEN}".encode()).decode()):
+            assert secret not in execs
+            assert secret not in result.stdout + result.stderr
+        assert files_containing(tmp_path, TOKEN.encode()) == []
+        assert files_containing(Path(os.environ["HOME"]), TOKEN.encode()) == []
+        storage = server.storage_requests
+    assert {r.method for r in storage} >= {"PUT", "GET"}  # objects did go through storage
+    for request in storage:
+        if action_authorization:  # the server's own header, never ours, never doubled
+            assert request.authorization.startswith("Bearer lfsrepo-action-"), request
+            assert "," not in request.authorization
+        else:
+            assert request.authorization is None, request
 
 
 def test_token_in_clone_url_is_taken_out(token_server, tmp_path):
     url = token_server.create_repo("auth/in-url", files={"a.txt": b"a"})
-    with pytest.warns(UserWarning, match="credentials"):
+    with pytest.warns(UserWarning, match="held a token"):
         repo = Repository(tmp_path / "c", clone_from=url.replace("://", f"://user:{TOKEN}@"))
     assert TOKEN not in (tmp_path / "c" / ".git" / "config").read_text()
     (tmp_path / "c" / "b.txt").write_text("b")

@@ -64,3 +64,52 @@ def test_wrong_token_is_refused(server):
     response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
                             headers={"Authorization": "Bearer wrong"})
     assert response.status_code == 401
+
+
+def test_basic_token_as_username_with_an_empty_password_is_accepted(server):
+    # GitHub's documented https://<token>@host form: curl and git send "<token>:".
+    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+                            auth=(TOKEN, ""))
+    assert response.status_code == 200
+    assert requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+                        auth=("user", "")).status_code == 401
+
+
+@pytest.fixture(scope="module")
+def per_action_server():
+    with LocalGitServer(token=TOKEN, action_authorization=True, separate_storage=True) as server:
+        yield server
+
+
+def test_per_action_headers_must_arrive_exactly_as_given(per_action_server):
+    url = per_action_server.create_repo("ns/per-action")
+    data = os.urandom(1000)
+    oid = hashlib.sha256(data).hexdigest()
+    answer = batch(url, "upload", [{"oid": oid, "size": len(data)}],
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+    action = answer["objects"][0]["actions"]["upload"]
+    assert action["href"].startswith(per_action_server.storage_url + "/")
+    assert "?" not in action["href"] and set(action["header"]) == {"Authorization"}
+    own = action["header"]["Authorization"]
+    user = f"Bearer {TOKEN}"
+    for headers, status in [({}, 401), ({"Authorization": user}, 403),  # replaced
+                            ({"Authorization": f"{own},{user}"}, 403)]:  # doubled, as WSGI joins
+        response = requests.put(action["href"], data=data, headers=headers)
+        assert response.status_code == status, response.text
+    assert per_action_server.lfs_object_size(oid) is None
+    assert requests.put(action["href"], data=data, headers=action["header"]).status_code == 200
+    assert per_action_server.lfs_object_size(oid) == len(data)
+    verify = answer["objects"][0]["actions"]["verify"]
+    assert requests.post(verify["href"], json={"oid": oid, "size": len(data)},
+                         headers=verify["header"]).status_code == 200
+
+
+def test_the_storage_origin_serves_objects_only_and_records_requests(per_action_server):
+    storage = per_action_server.storage_url
+    assert storage is not None and storage != per_action_server.base_url
+    per_action_server.create_repo("ns/storage-only")
+    refs = requests.get(f"{storage}/ns/storage-only.git/info/refs?service=git-upload-pack")
+    lfs_batch = requests.post(f"{storage}/ns/storage-only.git/info/lfs/objects/batch", json={})
+    assert (refs.status_code, lfs_batch.status_code) == (404, 404)
+    recorded = per_action_server.storage_requests[-2:]
+    assert [(r.method, r.authorization) for r in recorded] == [("GET", None), ("POST", None)]

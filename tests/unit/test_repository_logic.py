@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repository import commands as commands_module
-from repository.auth import config_entries_for_token, resolve_token, split_credentials
+from repository.auth import resolve_token
 from repository.commands import CommandQueue, wait_for_all_commands
 from repository.errors import (
     AuthenticationError,
@@ -71,15 +71,6 @@ def test_binary_sniffing():
     assert is_binary_bytes(b"\x7f")
 
 
-def test_credentials_never_leave_their_place():
-    assert split_credentials("https://u:p%40ss@h:8/x") == ("https://h:8/x", "p@ss")
-    assert split_credentials("ssh://git@h/x") == ("ssh://git@h/x", None)
-    entries = dict(config_entries_for_token("T", "http://127.0.0.1:9/ns/r.git"))
-    assert entries == {"credential.helper": "", "http.http://127.0.0.1:9/.extraHeader":
-                       "Authorization: Bearer T"}
-    assert config_entries_for_token("T", "/local/path") == []
-
-
 def test_resolve_token(monkeypatch):
     for name in ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -90,16 +81,6 @@ def test_resolve_token(monkeypatch):
     assert resolve_token(True) == "from-lfsrepo"
     with pytest.raises(TypeError):
         resolve_token(42)  # type: ignore[arg-type]
-
-
-def test_environment_carries_the_token_without_touching_os_environ():
-    before = dict(os.environ)
-    runner = GitRunner("/tmp", token="s3cret", remote_url="https://h/r")
-    env = runner.environment()
-    assert "Authorization: Bearer s3cret" in env.values()
-    assert env["GIT_TERMINAL_PROMPT"] == "0" and "GIT_ASKPASS" not in env
-    assert dict(os.environ) == before
-    assert runner.redact("x s3cret y dXNlcjpzM2NyZXQ=") == "x <redacted> y <redacted>"
 
 
 @pytest.mark.parametrize("count", ["abc", "-1", "2 "])
