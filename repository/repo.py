@@ -36,6 +36,7 @@ from .errors import (
 )
 from .git import GitResult, GitRunner, classify_failure, require_git_and_lfs
 from .progress import LfsProgress, bars_wanted
+from .push import PushTarget, RebaseRaced, follow_push, rebase_onto_remote
 
 logger = logging.getLogger(__name__)
 
@@ -416,24 +417,24 @@ class Repository:
 
         ``upstream`` is ``"origin main"`` (or just a remote name); by default the branch's upstream,
         or ``origin`` and the branch's own name, which also works for the first push into an empty
-        remote. A push rejected because the remote moved on is rebased and retried. Non-blocking
-        pushes run in the background, in order, one at a time per clone.
+        remote. It sends the commit HEAD is at now, to the branch chosen now, even if the clone
+        moves on before a queued push runs. A push rejected because the remote moved on is
+        rebased and retried. Non-blocking pushes run in the background, in order, one at a time
+        per clone.
 
         Example:
             >>> url, command = repo.git_push(blocking=False)  # doctest: +SKIP
             >>> command.wait(timeout=600)  # doctest: +SKIP
             True
         """
-        remote, branch, commit_url = self._push_state(upstream)
-        command = self._queue.submit(
-            "push", lambda cmd: self._push_job(cmd, remote, branch, auto_lfs_prune)
-        )
+        target = self._push_target(upstream)
+        command = self._queue.submit("push", lambda cmd: self._push_job(cmd, target, auto_lfs_prune))
         if not blocking:
-            return commit_url, command
+            return target.commit_url, command
         command.wait()
         if command.error is not None:
             raise command.error
-        return commit_url
+        return target.commit_url
 
     def git_checkout(self, revision: str, create_branch_ok: bool = False) -> None:
         """Check out a branch, tag or commit; with ``create_branch_ok``, create the branch if missing.
@@ -657,8 +658,8 @@ class Repository:
             lfs.remove_lfs_lines(self._gitattributes, deleted)
             return tracked
 
-    def _push_state(self, upstream: str | None) -> tuple[str, str, str]:
-        """(remote, remote branch, commit URL) read from files, without starting a git process.
+    def _push_target(self, upstream: str | None) -> PushTarget:
+        """What a push of HEAD sends, read from files, without starting a git process.
 
         This keeps ``git_push(blocking=False)`` fast: it returns before any git command runs.
         """
@@ -686,16 +687,15 @@ class Repository:
             merge = value(f'branch "{branch}"', "merge")
             remote_branch = merge.removeprefix("refs/heads/") if merge else branch
         url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
-        return remote, remote_branch, f"{url.rstrip('/')}/commit/{head}"
+        return PushTarget(remote, remote_branch, branch, head, f"{url.rstrip('/')}/commit/{head}")
 
-    def _push_job(
-        self, command: CommandInProgress, remote: str, branch: str, auto_lfs_prune: bool
-    ) -> int:
-        runner = self._for_remote(remote)
-        args = ["push", "--set-upstream", remote, f"HEAD:refs/heads/{branch}"]
+    def _push_job(self, command: CommandInProgress, target: PushTarget, auto_lfs_prune: bool) -> int:
+        runner = self._for_remote(target.remote)
+        commit = target.commit
         with LfsProgress(bars_wanted(self._progress_bars)) as progress:
             command.progress = progress
             for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
+                args = ["push", target.remote, target.refspec(commit)]
                 output_before = (len(command.stdout), len(command.stderr))
                 returncode = command.run_process(
                     lambda: runner.popen(args, env=progress.environment), runner.redact
@@ -709,32 +709,21 @@ class Repository:
                 )
                 if not isinstance(error, PushRejectedError) or attempt == MAX_PUSH_ATTEMPTS:
                     raise error
-                logger.info("Push to %s %s rejected; rebasing and retrying", remote, branch)
+                logger.info("Push to %s %s rejected; rebasing and retrying", target.remote,
+                            target.remote_branch)
                 time.sleep(random.uniform(0.05, 0.3) * attempt)  # de-synchronise competing writers
                 with self._locked():
-                    self._rebase_onto_remote(runner, remote, branch, progress.environment)
+                    try:
+                        commit = rebase_onto_remote(self._git, runner, target, commit,
+                                                    progress.environment)
+                    except RebaseRaced:
+                        logger.info("Fetch from %s raced another writer of the clone; retrying",
+                                    target.remote)
+        with self._locked():
+            follow_push(self._git, target, commit)
         if auto_lfs_prune:
             self.lfs_prune()
         return 0
-
-    def _rebase_onto_remote(
-        self, runner: GitRunner, remote: str, branch: str, env: dict[str, str]
-    ) -> None:
-        pull = runner.run(["pull", "--rebase", "--autostash", remote, branch], env=env, check=False)
-        if pull.ok:
-            return
-        # A conflicting rebase must not leave the clone half-rebased.
-        self._git.run(["rebase", "--abort"], check=False)
-        if "cannot lock ref" in pull.stderr.lower():
-            # The fetch raced another process's push updating the same remote-tracking ref
-            # (pushes run outside the clone lock): nothing was rebased; the next attempt retries.
-            logger.info("Fetch from %s raced another writer of the clone; retrying", remote)
-            return
-        raise PushRejectedError(
-            pull.command, pull.returncode, pull.stdout,
-            f"the remote moved on and rebasing onto it failed; resolve by hand "
-            f"(git pull --rebase {remote} {branch}):\n{pull.stderr}",
-        )
 
     def _raise(self, result: GitResult) -> None:
         raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)
