@@ -176,8 +176,8 @@ class GitRunner:
         return text
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of one command: ``os.environ`` plus config entries, never prompting,
-        never waiting forever on a stalled HTTP transfer.
+        """The environment of one command: ``os.environ`` plus config entries, the C locale,
+        never prompting, never waiting forever on a stalled HTTP transfer.
 
         Config entries already in ``GIT_CONFIG_COUNT`` are kept; a malformed count raises a
         :class:`RepositoryError`, as git would refuse it.
@@ -187,8 +187,12 @@ class GitRunner:
             '0'
         """
         env = dict(os.environ)
-        for name in ("GIT_ASKPASS", "SSH_ASKPASS"):
+        for name in ("GIT_ASKPASS", "SSH_ASKPASS", "LANGUAGE"):
             env.pop(name, None)
+        # git's messages decide outcomes (authentication failed, rejected, nothing to commit):
+        # untranslated, whatever the user's language. Paths are bytes to git, so nothing else
+        # changes (core.quotePath is off).
+        env["LC_ALL"] = "C"
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["GCM_INTERACTIVE"] = "never"
         env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1")
