@@ -61,7 +61,13 @@ def enable_largefiles(path: str | os.PathLike[str]) -> None:
     if probe.returncode != 0 or probe.stdout.strip() != "true":
         raise NotAGitCloneError(f"{path}: not a git clone (git says: "
                                 f"{probe.stderr.strip() or probe.stdout.strip()})")
+    current = subprocess.run(["git", "-C", path, "config", "--local", "-z", "--get-regexp",
+                              rf"^lfs\.customtransfer\.{AGENT}\."],
+                             capture_output=True, text=True, check=False).stdout
+    have = [entry.partition("\n")[::2] for entry in current.split("\0") if entry]
     for key, value in agent_settings().items():
+        if have.count((key.lower(), value)) == 1 and sum(k == key.lower() for k, _ in have) == 1:
+            continue  # already set, once: a Repository() per training step costs one git call
         result = subprocess.run(["git", "-C", path, "config", "--local", "--replace-all", key,
                                  value], capture_output=True, text=True, check=False)
         if result.returncode != 0:

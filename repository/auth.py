@@ -104,7 +104,9 @@ def resolve_token(token: str | bool | None) -> str | None:
     """Turn the ``token`` argument into a token string or ``None``.
 
     ``True`` keeps its legacy meaning, "use the token the environment provides": the first of
-    ``LFSREPO_TOKEN``, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN`` that is set. ``False``/``None`` mean none.
+    ``LFSREPO_TOKEN``, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN`` that is set, else the token that
+    ``hf auth login`` saved (``$HF_TOKEN_PATH``, else ``$HF_HOME/token``). ``False``/``None`` mean
+    none.
 
     Example:
         >>> resolve_token("abc"), resolve_token(None), resolve_token(False)
@@ -116,10 +118,21 @@ def resolve_token(token: str | bool | None) -> str | None:
         for name in TOKEN_ENVIRONMENT_VARIABLES:
             if os.environ.get(name):
                 return os.environ[name]
-        return None
+        return _saved_hub_token()
     if not isinstance(token, str):
         raise TypeError(f"token must be a str, a bool or None, not {type(token).__name__}")
     return token or None
+
+
+def _saved_hub_token() -> str | None:
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.environ.get("HF_HOME", os.path.join(cache, "huggingface")))
+    path = os.path.expanduser(os.environ.get("HF_TOKEN_PATH", os.path.join(home, "token")))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:

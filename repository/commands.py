@@ -64,7 +64,8 @@ class CommandInProgress:
         else:
             state = "in progress."
         pid = f" PID: {self.process.pid}" if self.process is not None else ""
-        return f"[{self.title} command, status code: {self.status}, {state}{pid}]"
+        status = "running" if self.status == RUNNING else self.status
+        return f"[{self.title} command, status code: {status}, {state}{pid}]"
 
     @property
     def is_done(self) -> bool:
@@ -215,8 +216,13 @@ class CommandQueue:
         self._worker: threading.Thread | None = None
         _ALL_QUEUES.add(self)
 
-    def submit(self, title: str, job: Callable[[CommandInProgress], int]) -> CommandInProgress:
+    def submit(
+        self, title: str, job: Callable[[CommandInProgress], int], *, listed: bool = True
+    ) -> CommandInProgress:
         """Queue ``job`` (which returns an exit code) and return its :class:`CommandInProgress` at once.
+
+        ``listed=False``: it runs in order like the others but is not in :attr:`commands` (a
+        blocking caller waits for it itself, as the legacy class never listed blocking pushes).
 
         Example:
             >>> CommandQueue("c").submit("noop", lambda cmd: 0).title
@@ -224,7 +230,8 @@ class CommandQueue:
         """
         command = CommandInProgress(title)
         with self._condition:
-            self.commands.append(command)
+            if listed:
+                self.commands.append(command)
             self._pending.append((command, job))
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(

@@ -42,6 +42,16 @@ class GitNotFoundError(RepositoryError):
     """
 
 
+class FolderNotFoundError(RepositoryError, FileNotFoundError):
+    """A git command was asked to run in a folder that does not exist (a ``FileNotFoundError``
+    too, as the legacy helpers raised one).
+
+    Example:
+        >>> isinstance(FolderNotFoundError("/nowhere: no such folder"), FileNotFoundError)
+        True
+    """
+
+
 class NotAGitRepositoryError(RepositoryError, ValueError):
     """The folder is not a git clone (a ``ValueError`` too, as the legacy class raised one).
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from .auth import CREDENTIAL_VARIABLES, Token, credential_environment, split_credentials
 from .errors import (
     AuthenticationError,
+    FolderNotFoundError,
     GitCommandError,
     GitNotFoundError,
     PushRejectedError,
@@ -239,10 +240,11 @@ class GitRunner:
             True
         """
         argv = self.command(args)
+        folder = _existing_folder(cwd or self.workdir)
         try:
             process = subprocess.Popen(
                 argv,
-                cwd=cwd or self.workdir,
+                cwd=folder,
                 env=self.environment(env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -275,10 +277,11 @@ class GitRunner:
         Example:
             >>> process = GitRunner(".").popen(["--version"]); _ = process.communicate()
         """
+        folder = _existing_folder(self.workdir)
         try:
             return subprocess.Popen(
                 self.command(args),
-                cwd=self.workdir,
+                cwd=folder,
                 env=self.environment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -287,6 +290,13 @@ class GitRunner:
             )
         except FileNotFoundError as error:
             raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
+
+
+def _existing_folder(folder: str) -> str:
+    """``folder``, checked: Popen would report a missing one as a missing git."""
+    if not os.path.isdir(folder):
+        raise FolderNotFoundError(f"{folder}: no such folder")
+    return folder
 
 
 def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:

@@ -12,11 +12,17 @@ import urllib.parse
 
 from . import lfs
 from .auth import without_credentials
+from .errors import GitCommandError, RepositoryError
 from .git import GitRunner, split_nul
 
 
 def _runner(folder: str | os.PathLike[str] | None) -> GitRunner:
     return GitRunner(os.fspath(folder) if folder is not None else os.getcwd())
+
+
+def _inside_work_tree(runner: GitRunner) -> bool:
+    result = runner.run(["rev-parse", "--is-inside-work-tree"], check=False)
+    return result.stdout.strip() == "true"
 
 
 def is_git_repo(folder: str | os.PathLike[str]) -> bool:
@@ -85,7 +91,13 @@ def is_tracked_with_lfs(filename: str | os.PathLike[str]) -> bool:
         False
     """
     folder, name = os.path.split(os.path.abspath(filename))
-    return name in lfs.lfs_filtered(_runner(folder), [name])
+    runner = _runner(folder)
+    try:
+        return name in lfs.lfs_filtered(runner, [name])
+    except GitCommandError:
+        if _inside_work_tree(runner):
+            raise
+        return False  # outside any repository nothing is tracked, as the legacy helper said
 
 
 def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
@@ -96,7 +108,13 @@ def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
         False
     """
     folder, name = os.path.split(os.path.abspath(filename))
-    return name in lfs.git_ignored(_runner(folder), [name])
+    runner = _runner(folder)
+    try:
+        return name in lfs.git_ignored(runner, [name])
+    except GitCommandError:
+        if _inside_work_tree(runner):
+            raise
+        return False
 
 
 def is_binary_file(filename: str | os.PathLike[str]) -> bool:
@@ -122,26 +140,36 @@ def files_to_be_staged(pattern: str = ".", folder: str | os.PathLike[str] | None
 def is_tracked_upstream(folder: str | os.PathLike[str]) -> bool:
     """Whether the current branch of the clone at ``folder`` has an upstream branch.
 
+    Raises :class:`RepositoryError` ("No branch checked out") on a detached HEAD, as the legacy
+    helper did.
+
     Example:
         >>> is_tracked_upstream("/")
         False
     """
-    result = _runner(folder).run(
+    runner = _runner(folder)
+    result = runner.run(
         ["rev-parse", "--symbolic-full-name", "--abbrev-ref", "@{upstream}"], check=False
     )
-    return result.ok
+    if result.ok:
+        return True
+    if _inside_work_tree(runner) and not runner.run(["symbolic-ref", "-q", "HEAD"],
+                                                    check=False).ok:
+        raise RepositoryError(f"{os.fspath(folder)}: No branch checked out (HEAD is detached); "
+                              "check out a branch first")
+    return False
 
 
 def commits_to_push(folder: str | os.PathLike[str], upstream: str | None = None) -> int:
-    """How many local commits the upstream (or ``upstream``, "origin main" or "origin/main") lacks.
+    """How many commits ``git cherry`` lists: those of HEAD missing from its upstream.
+
+    ``upstream`` takes git cherry's arguments as one string, as the legacy helper did:
+    ``"origin/main"`` (compare HEAD with it), or ``"origin dev"`` (compare local ``dev`` with
+    ``origin``'s default branch).
 
     Example:
         >>> commits_to_push("path/to/clone")  # doctest: +SKIP
         2
     """
-    args = ["rev-list", "--count", "HEAD"]
-    if upstream:
-        args += ["--not", upstream.strip().replace(" ", "/", 1)]
-    else:
-        args += ["--not", "@{upstream}"]
-    return int(_runner(folder).run(args).stdout.strip() or 0)
+    result = _runner(folder).run(["cherry", *(upstream or "").split()])
+    return len(result.stdout.splitlines())

@@ -86,14 +86,15 @@ def git_ignored(runner: GitRunner, paths: Sequence[str]) -> set[str]:
 
 
 def files_to_be_staged(runner: GitRunner, pattern: str = ".") -> list[str]:
-    """Modified, deleted and untracked (not ignored) files matching ``pattern``, relative to the clone.
+    """Modified, deleted and untracked (not ignored) files matching ``pattern``, relative to the
+    clone, in git's order.
 
     Example:
         >>> isinstance(files_to_be_staged(GitRunner(".")), list)
         True
     """
     result = runner.run(["ls-files", "-z", "--exclude-standard", "-m", "-o", "-d", "--", pattern])
-    return sorted(set(split_nul(result.stdout)))
+    return list(dict.fromkeys(split_nul(result.stdout)))  # git's order (untracked first), once each
 
 
 def deleted_files(runner: GitRunner) -> list[str]:

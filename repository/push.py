@@ -1,14 +1,14 @@
 """What a push sends, and how a rejected push is rebased: the queued commit, never a later HEAD.
 
-A push is fixed when it is queued: the commit HEAD pointed at, the local branch it was on, and the
-remote branch it goes to. When it runs later, the clone may have moved on (another branch checked
+A push is fixed when it is queued: the local branch (the checked-out one unless the caller named
+another), the commit it pointed at, and the remote branch it goes to. When it runs later, the clone may have moved on (another branch checked
 out, more commits): the push still sends that commit. If the remote moved on meanwhile, that commit
 is rebased onto the remote branch, in place when the clone still has it checked out (the working
 tree follows, local changes are stashed around it), otherwise in a temporary worktree that leaves
 the clone's checkout alone.
 
 Example:
-    >>> PushTarget("origin", "main", "main", "3f2a" * 10, "http://h/r/commit/...").refspec("3f2a")
+    >>> PushTarget("origin", "main", "main", "3f2a" * 10, "http://h/r").refspec("3f2a")
     '3f2a:refs/heads/main'
 """
 
@@ -42,8 +42,17 @@ class PushTarget:
     remote: str  # a remote's name or URL
     remote_branch: str
     local_branch: str
-    commit: str  # what HEAD was when the push was queued
-    commit_url: str
+    commit: str  # what the local branch pointed at when the push was queued
+    web_url: str  # the remote's URL without credentials or ".git", for commit links
+
+    def commit_url(self, commit: str) -> str:
+        """``<web url>/commit/<commit>``, as the legacy class returned it.
+
+        Example:
+            >>> PushTarget("origin", "main", "main", "c0ffee", "http://h/ns/r").commit_url("c0ffee")
+            'http://h/ns/r/commit/c0ffee'
+        """
+        return f"{self.web_url}/commit/{commit}"
 
     def refspec(self, commit: str) -> str:
         """The refspec that sends ``commit`` to the remote branch.

@@ -65,13 +65,14 @@ class Repository:
         self,
         local_dir: str | os.PathLike[str],
         clone_from: str | None = None,
+        repo_type: str | None = None,
         token: str | bool | None = None,
         git_user: str | None = None,
         git_email: str | None = None,
         revision: str | None = None,
         skip_lfs_files: bool = False,
-        repo_type: str | None = None,
         client: object | None = None,
+        *,
         progress_bars: bool | None = None,
     ) -> None:
         if repo_type is not None or client is not None:
@@ -103,6 +104,9 @@ class Repository:
             )
         if git_user is not None or git_email is not None:
             self.git_config_username_and_email(git_user, git_email)
+        # As the legacy constructor did: files over 5 GB go through the multipart agent when the
+        # server offers it (this also replaces a legacy clone's `hf lfs-multipart-upload`).
+        self.lfs_enable_largefiles()
         if revision is not None:
             self.git_checkout(revision, create_branch_ok=True)
 
@@ -148,7 +152,7 @@ class Repository:
 
         Example:
             >>> repo.commands_in_progress  # doctest: +SKIP
-            [[push command, status code: -1, in progress. PID: 4242]]
+            [[push command, status code: running, in progress. PID: 4242]]
         """
         return self._queue.in_progress()
 
@@ -219,13 +223,14 @@ class Repository:
         return not self._git.run(["status", "--porcelain", "-z"]).stdout
 
     def tag_exists(self, tag_name: str, remote: str | None = None) -> bool:
-        """Whether the tag exists locally, or on ``remote`` (a remote name or URL) when given.
+        """Whether the tag exists locally, or on ``remote`` (a remote name or URL) when given
+        (an empty ``remote`` means none, as in the legacy class).
 
         Example:
             >>> repo.tag_exists("v1", remote="origin")  # doctest: +SKIP
             True
         """
-        if remote is None:
+        if not remote:
             args = ["rev-parse", "-q", "--verify", f"refs/tags/{tag_name}"]
             return self._git.run(args, check=False).ok
         result = self._for_remote(remote).run(["ls-remote", "--tags", remote, f"refs/tags/{tag_name}"])
@@ -428,13 +433,17 @@ class Repository:
             True
         """
         target = self._push_target(upstream)
-        command = self._queue.submit("push", lambda cmd: self._push_job(cmd, target, auto_lfs_prune))
+        pushed: list[str] = []
+        command = self._queue.submit(
+            "push", lambda cmd: self._push_job(cmd, target, auto_lfs_prune, pushed),
+            listed=not blocking,
+        )
         if not blocking:
-            return target.commit_url, command
+            return target.commit_url(target.commit), command
         command.wait()
         if command.error is not None:
             raise command.error
-        return target.commit_url
+        return target.commit_url(pushed[0])  # a rebased push sent another commit
 
     def git_checkout(self, revision: str, create_branch_ok: bool = False) -> None:
         """Check out a branch, tag or commit; with ``create_branch_ok``, create the branch if missing.
@@ -453,17 +462,18 @@ class Repository:
             self._git.run(["checkout", "-b", revision])
 
     def add_tag(self, tag_name: str, message: str | None = None, remote: str | None = None) -> None:
-        """Create a tag on HEAD (annotated when ``message`` is given) and push it to ``remote``.
+        """Create a tag on HEAD (annotated when ``message`` is not empty) and push it to
+        ``remote`` when one is named.
 
         Example:
             >>> repo.add_tag("v1.0", message="First release", remote="origin")  # doctest: +SKIP
         """
         with self._locked():
-            if message is not None:
+            if message:
                 self._git.run(["tag", "-a", tag_name, "-m", message])
             else:
                 self._git.run(["tag", tag_name])
-        if remote is not None:
+        if remote:
             self._for_remote(remote).run(["push", remote, f"refs/tags/{tag_name}"])
 
     def delete_tag(self, tag_name: str, remote: str | None = None) -> bool:
@@ -478,7 +488,7 @@ class Repository:
             with self._locked():
                 self._git.run(["tag", "-d", tag_name])
             deleted = True
-        if remote is not None and self.tag_exists(tag_name, remote=remote):
+        if remote and self.tag_exists(tag_name, remote=remote):
             self._for_remote(remote).run(["push", remote, "--delete", f"refs/tags/{tag_name}"])
             deleted = True
         return deleted
@@ -530,7 +540,7 @@ class Repository:
         """
         if branch is not None:
             self.git_checkout(branch, create_branch_ok=True)
-        if helpers.is_tracked_upstream(self.local_dir):
+        if helpers.is_tracked_upstream(self.local_dir):  # raises on a detached HEAD, as legacy did
             self._queue.wait()
             with self._locked():
                 self._git.run(["pull", "--rebase", "--autostash"])
@@ -542,8 +552,7 @@ class Repository:
             finally:
                 os.chdir(previous_cwd)
         with self._locked():
-            self._auto_track(".", binary=True, large=track_large_files)
-            self.git_add()
+            self.git_add(auto_lfs_track=track_large_files)
             try:
                 self.git_commit(commit_message)
             except NothingToCommitError:
@@ -618,7 +627,11 @@ class Repository:
                 "Use another local_dir, or Repository(local_dir) without clone_from to use it."
             )
         self._attach()
-        self._git.run(["fetch", "origin"])
+        fetched = self._git.run(["fetch", "origin"], check=False)
+        if not fetched.ok:  # offline, say: the legacy class reused a clone without the network
+            reason = (fetched.stderr.strip().splitlines() or ["no output"])[-1]
+            logger.warning("Cannot fetch from %s (%s); reusing %s as it is", url, reason,
+                           self.local_dir)
         branch = self.current_branch
         remote_ref = f"refs/remotes/origin/{branch}"
         head_exists = self._git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
@@ -659,37 +672,43 @@ class Repository:
             return tracked
 
     def _push_target(self, upstream: str | None) -> PushTarget:
-        """What a push of HEAD sends, read from files, without starting a git process.
+        """What a push sends, read from files, without starting a git process.
 
         This keeps ``git_push(blocking=False)`` fast: it returns before any git command runs.
+        ``upstream`` is ``"<remote> [<local branch>[:<remote branch>]]"``, as ``git push`` reads it.
         """
         repo = self._gitpython
         assert repo is not None, "the clone is not attached yet"
-        if repo.head.is_detached:
-            raise RepositoryError(f"{self.local_dir}: HEAD is detached; check out a branch to push")
-        branch = repo.head.reference.name
-        try:
-            head = SymbolicReference.dereference_recursive(repo, "HEAD")
-        except ValueError:
-            raise RepositoryError(
-                f"{self.local_dir}: branch {branch} has no commit yet; nothing to push"
-            ) from None
+        current = None if repo.head.is_detached else repo.head.reference.name
         config = repo.config_reader("repository")
 
         def value(section: str, option: str) -> str | None:
             return str(config.get_value(section, option)) if config.has_option(section, option) else None
 
+        source, destination = "", ""
         if upstream:
-            remote, _, remote_branch = upstream.strip().partition(" ")
-            remote_branch = remote_branch.strip() or branch
-        else:
+            remote, _, refspec = upstream.strip().partition(" ")
+            source, _, destination = refspec.strip().partition(":")
+        branch = current if source in ("", "HEAD") else source
+        if branch is None:
+            raise RepositoryError(f"{self.local_dir}: No branch checked out (HEAD is detached); "
+                                  "check out a branch to push")
+        if not upstream:
             remote = value(f'branch "{branch}"', "remote") or "origin"
             merge = value(f'branch "{branch}"', "merge")
-            remote_branch = merge.removeprefix("refs/heads/") if merge else branch
-        url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
-        return PushTarget(remote, remote_branch, branch, head, f"{url.rstrip('/')}/commit/{head}")
+            destination = merge.removeprefix("refs/heads/") if merge else ""
+        try:
+            commit = SymbolicReference.dereference_recursive(repo, f"refs/heads/{branch}")
+        except ValueError:
+            problem = "has no commit yet" if branch == current else "does not exist"
+            raise RepositoryError(f"{self.local_dir}: branch {branch} {problem}; nothing to push"
+                                  ) from None
+        web_url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
+        return PushTarget(remote, destination or branch, branch, commit, web_url.rstrip("/"))
 
-    def _push_job(self, command: CommandInProgress, target: PushTarget, auto_lfs_prune: bool) -> int:
+    def _push_job(self, command: CommandInProgress, target: PushTarget, auto_lfs_prune: bool,
+                  pushed: list[str]) -> int:
+        """Push ``target`` (rebasing it when the remote moved on); append what was pushed."""
         runner = self._for_remote(target.remote)
         commit = target.commit
         with LfsProgress(bars_wanted(self._progress_bars)) as progress:
@@ -721,6 +740,7 @@ class Repository:
                                     target.remote)
         with self._locked():
             follow_push(self._git, target, commit)
+        pushed.append(commit)
         if auto_lfs_prune:
             self.lfs_prune()
         return 0

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -245,7 +246,7 @@ def test_state_queries_and_helpers(git_server, remote_repo, tmp_path):
     (root / "new file.txt").write_text("n")
     (root / "a.txt").unlink()
     assert not repo.is_repo_clean()
-    assert repository.files_to_be_staged(".", folder=root) == ["a.txt", "new file.txt"]
+    assert repository.files_to_be_staged(".", folder=root) == ["new file.txt", "a.txt"]
     repo.git_add()
     repo.git_commit("change")
     assert repository.commits_to_push(root) == 1
@@ -272,12 +273,11 @@ def test_legacy_keywords_warn_and_errors_are_oserrors(remote_repo, tmp_path):
     assert issubclass(RepositoryError, OSError)
 
 
-def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path, monkeypatch):
-    pytest.importorskip("lfs_agent.setup")
-    repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
-    repo.lfs_enable_largefiles()
+def test_the_constructor_wires_the_agent_as_the_legacy_one_did(remote_repo, tmp_path,
+                                                             monkeypatch):
+    repo = Repository(tmp_path / "c", clone_from=remote_repo.url)  # no lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
-    assert "lfs.customtransfer.multipart.path" in config
+    assert "lfs.customtransfer.multipart.args -I -m lfs_agent" in config
     data = os.urandom(9 * 1024 * 1024)  # above the session server's multipart threshold
     # git-lfs starts the agent with our environment: its log proves the parts went through it
     # (without the agent, git-lfs would fall back to a basic PUT and the object would land too).
@@ -289,6 +289,11 @@ def test_lfs_enable_largefiles_wires_the_agent(remote_repo, tmp_path, monkeypatc
     assert stored is not None and sha256(stored.read_bytes()) == sha256(data)
     logged = agent_log.read_text()
     assert f"upload {sha256(data)}" in logged and "part 2 done" in logged, logged[-2000:]
+    # A clone the legacy class made points at `hf lfs-multipart-upload`: reused, it uses ours.
+    git(tmp_path / "c", "config", "lfs.customtransfer.multipart.path", "hf")
+    Repository(tmp_path / "c")
+    path = git(tmp_path / "c", "config", "lfs.customtransfer.multipart.path").strip()
+    assert path == os.path.abspath(sys.executable)
 
 
 def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:

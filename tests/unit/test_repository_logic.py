@@ -71,10 +71,13 @@ def test_binary_sniffing():
     assert is_binary_bytes(b"\x7f")
 
 
-def test_resolve_token(monkeypatch):
-    for name in ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+def test_resolve_token(monkeypatch, tmp_path):
+    for name in ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
     assert resolve_token(True) is None
+    (tmp_path / "token").write_text("from-hf-auth-login\n")  # where `hf auth login` saves it
+    assert resolve_token(True) == "from-hf-auth-login"
     monkeypatch.setenv("HF_TOKEN", "from-hf")
     assert resolve_token(True) == "from-hf"
     monkeypatch.setenv("LFSREPO_TOKEN", "from-lfsrepo")
@@ -158,8 +161,8 @@ def test_repr_tells_queued_running_and_finished_apart():
     while first.process is None and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
-        assert repr(first) == f"[push command, status code: -1, in progress. PID: {first.process.pid}]"
-        assert repr(second) == "[push command, status code: -1, queued.]"
+        assert repr(first) == f"[push command, status code: running, in progress. PID: {first.process.pid}]"
+        assert repr(second) == "[push command, status code: running, queued.]"
     finally:
         first.terminate()
         release.set()
