@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import tempfile
+import threading
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 
 TOKEN_ENVIRONMENT_VARIABLES = ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -32,24 +36,58 @@ CREDENTIAL_PROTOCOL = "LFSREPO_CREDENTIAL_PROTOCOL"
 CREDENTIAL_HOST = "LFSREPO_CREDENTIAL_HOST"
 CREDENTIAL_USERNAME = "LFSREPO_CREDENTIAL_USERNAME"
 CREDENTIAL_PASSWORD = "LFSREPO_CREDENTIAL_PASSWORD"
-CREDENTIAL_VARIABLES = (CREDENTIAL_PROTOCOL, CREDENTIAL_HOST, CREDENTIAL_USERNAME, CREDENTIAL_PASSWORD)
+CREDENTIAL_REJECTED = "LFSREPO_CREDENTIAL_REJECTED"
+CREDENTIAL_VARIABLES = (CREDENTIAL_PROTOCOL, CREDENTIAL_HOST, CREDENTIAL_USERNAME,
+                        CREDENTIAL_PASSWORD, CREDENTIAL_REJECTED)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # git runs a helper that starts with "!" through the shell with the action ("get", "store",
 # "erase") as $1 and the request (key=value lines) on stdin. This one answers "get" only, and only
 # for the protocol and host (with a non-default port) in its environment; the secrets never appear
-# in the snippet, so never in any argv. POSIX sh: nothing but builtins, no process per line.
+# in the snippet, so never in any argv. "erase" (git's verdict that the server refused the
+# credentials) leaves a marker, after which "get" answers nothing: git-lfs 3.3 would otherwise ask
+# again and resend the refused token forever. POSIX sh: builtins only, no process per line.
 CREDENTIAL_HELPER = (
-    "!f() { test \"$1\" = get || exit 0; p= h=; "
+    "!f() { p= h=; "
     "while IFS= read -r line; do case $line in "
     "protocol=*) p=${line#protocol=};; host=*) h=${line#host=};; '') break;; esac; done; "
     "case $p:$h in https:*:443) h=${h%:443};; http:*:80) h=${h%:80};; esac; "
     f"test -n \"$p\" && test \"$p\" = \"${CREDENTIAL_PROTOCOL}\" && "
     f"test \"$h\" = \"${CREDENTIAL_HOST}\" || exit 0; "
-    f"printf 'username=%s\\npassword=%s\\n' \"${CREDENTIAL_USERNAME}\" \"${CREDENTIAL_PASSWORD}\"; "
-    "}; f"
+    f"case $1 in erase) : > \"${CREDENTIAL_REJECTED}\";; "
+    f"get) test -e \"${CREDENTIAL_REJECTED}\" || "
+    f"printf 'username=%s\\npassword=%s\\n' "
+    f"\"${CREDENTIAL_USERNAME}\" \"${CREDENTIAL_PASSWORD}\";; "
+    "esac; }; f"
 )
+
+# Where each command's helper may leave its "refused" marker: one folder per Python process, made
+# when first needed. The markers hold nothing; the folder goes at exit, after the last background
+# command (see commands.py).
+_markers_lock = threading.Lock()
+_markers_folder: str | None = None
+
+
+def _marker_path() -> str:
+    global _markers_folder
+    with _markers_lock:
+        if _markers_folder is None:
+            _markers_folder = tempfile.mkdtemp(prefix="lfsrepo-credentials-")
+        return os.path.join(_markers_folder, uuid.uuid4().hex)
+
+
+def remove_credential_markers() -> None:
+    """Remove this process's folder of credential markers, if it made one.
+
+    Example:
+        >>> remove_credential_markers()
+    """
+    global _markers_folder
+    with _markers_lock:
+        if _markers_folder is not None:
+            shutil.rmtree(_markers_folder, ignore_errors=True)
+            _markers_folder = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +96,10 @@ class Token:
     username with an empty password (``https://<token>@host/...``, a form GitHub documents).
 
     Example:
-        >>> Token("t").basic_credentials("https://_jwt@h/r"), Token("t", as_username=True).basic_credentials("https://h/r")
-        (('_jwt', 't'), ('t', ''))
+        >>> Token("t").basic_credentials("https://_jwt@h/r")
+        ('_jwt', 't')
+        >>> Token("t", as_username=True).basic_credentials("https://h/r")
+        ('t', '')
     """
 
     value: str = field(repr=False)
@@ -229,5 +269,6 @@ def credential_environment(token: Token | None, remote_url: str | None) -> Crede
             CREDENTIAL_HOST: origin[1],
             CREDENTIAL_USERNAME: username,
             CREDENTIAL_PASSWORD: password,
+            CREDENTIAL_REJECTED: _marker_path(),
         },
     )

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import IO
 
+from .auth import remove_credential_markers
 from .errors import GitCommandError
 from .progress import LfsProgress
 
@@ -345,4 +346,9 @@ def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -
         return False
 
 
-atexit.register(wait_for_all_commands)
+def _at_exit() -> None:
+    wait_for_all_commands()
+    remove_credential_markers()  # only now: a background command's helper may still need them
+
+
+atexit.register(_at_exit)

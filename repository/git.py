@@ -49,6 +49,7 @@ _AUTH_FAILURE_MARKERS = (
     "authentication failed",
     "could not read username",
     "could not read password",
+    "git credentials for",  # git-lfs: "Git credentials for <url> not found"
     "terminal prompts disabled",
     "401 unauthorized",
     "403 forbidden",

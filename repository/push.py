@@ -1,8 +1,9 @@
 """What a push sends, and how a rejected push is rebased: the queued commit, never a later HEAD.
 
 A push is fixed when it is queued: the local branch (the checked-out one unless the caller named
-another), the commit it pointed at, and the remote branch it goes to. When it runs later, the clone may have moved on (another branch checked
-out, more commits): the push still sends that commit. If the remote moved on meanwhile, that commit
+another), the commit it pointed at, and the remote branch it goes to. When it runs later, the
+clone may have moved on (another branch checked out, more commits): the push still sends that
+commit. If the remote moved on meanwhile, that commit
 is rebased onto the remote branch, in place when the clone still has it checked out (the working
 tree follows, local changes are stashed around it), otherwise in a temporary worktree that leaves
 the clone's checkout alone.

@@ -717,7 +717,7 @@ class Repository:
                 args = ["push", target.remote, target.refspec(commit)]
                 output_before = (len(command.stdout), len(command.stderr))
                 returncode = command.run_process(
-                    lambda: runner.popen(args, env=progress.environment), runner.redact
+                    lambda args=args: runner.popen(args, env=progress.environment), runner.redact
                 )
                 if returncode == 0:
                     break

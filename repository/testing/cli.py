@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -85,6 +86,22 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
+def parse_lfs_server(text: str) -> str:
+    """An LFS server to forward to: ``http://host:port``.
+
+    Example:
+        >>> parse_lfs_server("http://127.0.0.1:9000")
+        'http://127.0.0.1:9000'
+    """
+    from .lfs_proxy import parse_upstream
+
+    try:
+        parse_upstream(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``lfsrepo serve`` on the ``lfsrepo`` command.
 
@@ -102,7 +119,9 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="where repositories and objects live")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=parse_port, default=0, help="port (default: any free port)")
-    p.add_argument("--token", help="require this token (Basic password or Bearer)")
+    p.add_argument("--token", default=os.environ.get("LFSREPO_SERVE_TOKEN"),
+                   help="require this token (Basic password or Bearer); better given as "
+                   "LFSREPO_SERVE_TOKEN, since every user of the machine can read arguments")
     p.add_argument("--multipart-threshold", type=parse_size, default=5 * 1024**3, metavar="SIZE",
                    help="offer multipart above this size (default 5GiB)")
     p.add_argument("--chunk-size", type=parse_positive_size, default=64 * 1024**2, metavar="SIZE",
@@ -114,6 +133,9 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                    "giftless, GitLab and Gitea do, instead of a signed URL")
     p.add_argument("--separate-storage", action="store_true",
                    help="serve object transfers from a second port (another origin)")
+    p.add_argument("--lfs-server", metavar="URL", type=parse_lfs_server,
+                   help="forward the LFS API to this other LFS server (http://host:port), on "
+                   "this origin, instead of serving it")
     faults = p.add_argument_group("fault injection")
     faults.add_argument("--fail-every-nth-part", type=parse_count, default=0, metavar="N",
                         help="answer every Nth part PUT with 500 after reading it")
@@ -142,7 +164,8 @@ def run_serve(args: argparse.Namespace) -> int:
                             multipart_threshold=args.multipart_threshold,
                             chunk_size=args.chunk_size, auto_create=args.auto_create,
                             faults=faults, action_authorization=args.action_authorization,
-                            separate_storage=args.separate_storage)
+                            separate_storage=args.separate_storage,
+                            lfs_server=args.lfs_server)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with server:

@@ -26,6 +26,7 @@ from .auth import Auth
 from .faults import FaultInjector, Faults
 from .git_http import GitHttpApp
 from .lfs_api import LfsApi
+from .lfs_proxy import LfsProxy
 from .repos import RepoStore, normalize_name
 from .storage import ObjectStore, check_oid
 
@@ -67,7 +68,8 @@ class LocalGitServer:
     and verify actions their own ``Authorization`` header, as giftless, GitLab and Gitea do (a
     client that doubles or replaces it gets a 403); ``separate_storage`` serves object transfers
     from a second port, another origin as an object store would be, and records what each request
-    there carried in :attr:`storage_requests`.
+    there carried in :attr:`storage_requests`. ``lfs_server="http://127.0.0.1:PORT"`` puts another
+    LFS server (giftless, say) behind this one: its API is forwarded as is, on this origin.
 
     Example:
         >>> with LocalGitServer(multipart_threshold=8 * 1024**2) as server:  # doctest: +SKIP
@@ -80,7 +82,7 @@ class LocalGitServer:
         token: str | None = None, multipart_threshold: int = DEFAULT_THRESHOLD,
         chunk_size: int = DEFAULT_CHUNK_SIZE, auto_create: bool = True,
         faults: Faults | None = None, action_authorization: bool = False,
-        separate_storage: bool = False,
+        separate_storage: bool = False, lfs_server: str | None = None,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
             raise ValueError("chunk_size must be positive and multipart_threshold >= 0")
@@ -100,6 +102,7 @@ class LocalGitServer:
             action_authorization=action_authorization,
         )
         self.separate_storage = separate_storage
+        self._lfs_proxy = LfsProxy(lfs_server) if lfs_server else None
         self.storage_requests: list[RecordedRequest] = []
         self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
 
@@ -263,7 +266,9 @@ class LocalGitServer:
         path = environ.get("PATH_INFO", "")
         lfs = "/info/lfs/" in path
         try:
-            if lfs:
+            if lfs and self._lfs_proxy is not None:
+                status, headers, body = self._lfs_proxy(environ)
+            elif lfs:
                 route = LfsApi.split_path(path)
                 if route is None:
                     raise HttpError(404, f"not an LFS path: {path[:200]}")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path

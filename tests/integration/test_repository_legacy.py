@@ -6,7 +6,6 @@ Each test names the legacy behaviour it pins; docs/migrating.md lists where we d
 from __future__ import annotations
 
 import inspect
-import os
 import subprocess
 from pathlib import Path
 
@@ -117,9 +116,8 @@ def test_commit_on_a_detached_head_fails_before_the_block_runs(remote_repo, tmp_
     git(clone, "checkout", "-q", "--detach")
     head = repo.git_head_hash()
     ran = []
-    with pytest.raises(OSError, match="No branch checked out"):
-        with repo.commit("never"):
-            ran.append(True)
+    with pytest.raises(OSError, match="No branch checked out"), repo.commit("never"):
+        ran.append(True)
     assert ran == [] and repo.git_head_hash() == head
     with pytest.raises(OSError, match="No branch checked out"):
         is_tracked_upstream(clone)

@@ -57,6 +57,7 @@ def test_serve_rejects_a_port_out_of_range(tmp_path, port):
 @pytest.mark.parametrize("option", [
     "--fail-every-nth-part=-1", "--drop-every-nth-body=-2", "--drop-every-nth-body=x",
     "--bandwidth=0", "--chunk-size=0", "--latency=-1", "--latency=nan", "--latency=inf",
+    "--lfs-server=ftp://h", "--lfs-server=http://h:99999",
 ])
 def test_serve_rejects_bad_fault_and_size_values_as_usage_errors(tmp_path, option):
     # These used to reach Faults/LocalGitServer and end as "unexpected ValueError ... report it".

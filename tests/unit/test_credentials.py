@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 
@@ -27,7 +28,8 @@ def fill(runner: GitRunner, request: str) -> dict[str, str]:
 
 
 def test_the_remote_gets_basic_credentials_with_the_default_username():
-    answer = fill(GitRunner("/tmp", Token("s3cret"), REMOTE), "protocol=http\nhost=127.0.0.1:8123\n\n")
+    answer = fill(GitRunner("/tmp", Token("s3cret"), REMOTE),
+                  "protocol=http\nhost=127.0.0.1:8123\n\n")
     assert (answer["username"], answer["password"]) == ("user", "s3cret")
 
 
@@ -52,7 +54,8 @@ def test_a_token_as_username_is_sent_with_an_empty_password():
 ])
 def test_no_other_origin_gets_an_answer(request_text):
     result = subprocess.run(["git", "credential", "fill"], input=request_text, capture_output=True,
-                            text=True, env=GitRunner("/tmp", Token("s3cret"), REMOTE).environment())
+                            text=True, env=GitRunner("/tmp", Token("s3cret"), REMOTE).environment(),
+                            check=False)
     assert result.returncode != 0  # nothing to answer with, and prompting is disabled
     assert "s3cret" not in result.stdout and "password=" not in result.stdout
 
@@ -63,26 +66,39 @@ def test_a_default_port_matches_either_spelling():
     assert fill(runner, "protocol=https\nhost=example.com:443\n\n")["password"] == "s3cret"
 
 
-def test_store_and_erase_write_nothing(tmp_path):
+def test_store_writes_nothing_and_a_refused_token_is_not_offered_again(tmp_path):
     runner = GitRunner(tmp_path, Token("s3cret"), REMOTE)
-    request = b"protocol=http\nhost=127.0.0.1:8123\nusername=user\npassword=s3cret\n\n"
-    for action in ("approve", "reject"):
-        runner.run(["credential", action], input=request)
-    home = os.environ["HOME"]
-    assert not os.path.exists(os.path.join(home, ".git-credentials"))
-    leftovers = [name for name in os.listdir(tmp_path)]
-    assert leftovers == []
+    env = runner.environment()  # one command: git and git-lfs share its environment
+    ours = "protocol=http\nhost=127.0.0.1:8123\nusername=user\npassword=s3cret\n\n"
+
+    def git_credential(action: str, request: str) -> str:
+        return subprocess.run(["git", "credential", action], input=request, env=env,
+                              capture_output=True, text=True, check=False).stdout
+
+    git_credential("approve", ours)
+    assert not os.path.exists(os.path.join(os.environ["HOME"], ".git-credentials"))
+    assert os.listdir(tmp_path) == []
+    git_credential("reject", ours.replace("8123", "8124"))  # another origin's verdict: ignored
+    assert "password=s3cret" in git_credential("fill", "protocol=http\nhost=127.0.0.1:8123\n\n")
+    # The server refused it: git-lfs 3.3 would ask again and resend it forever.
+    git_credential("reject", ours)
+    assert git_credential("fill", "protocol=http\nhost=127.0.0.1:8123\n\n") == ""
+    # A new command starts afresh.
+    assert fill(GitRunner(tmp_path, Token("s3cret"), REMOTE),
+                "protocol=http\nhost=127.0.0.1:8123\n\n")["password"] == "s3cret"
 
 
 def test_the_users_own_helpers_are_not_asked(tmp_path, monkeypatch):
     marker = tmp_path / "asked"
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "credential.helper")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", f"!f() {{ touch {marker}; echo username=them; echo password=theirs; }}; f")
-    answer = fill(GitRunner("/tmp", Token("ours"), REMOTE), "protocol=http\nhost=127.0.0.1:8123\n\n")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0",
+                       f"!f() {{ touch {marker}; echo username=them; echo password=theirs; }}; f")
+    request = "protocol=http\nhost=127.0.0.1:8123\n\n"
+    answer = fill(GitRunner("/tmp", Token("ours"), REMOTE), request)
     assert answer["password"] == "ours" and not marker.exists()
     # Without a token, the user's setup is theirs: lfsrepo adds and removes nothing.
-    answer = fill(GitRunner("/tmp", None, REMOTE), "protocol=http\nhost=127.0.0.1:8123\n\n")
+    answer = fill(GitRunner("/tmp", None, REMOTE), request)
     assert answer["password"] == "theirs" and marker.exists()
 
 
@@ -101,8 +117,8 @@ def test_the_secret_is_in_the_environment_only_and_os_environ_is_untouched():
 
 def test_redaction_covers_every_spelling_of_the_token():
     runner = GitRunner("/tmp", Token("s3/cret"), with_username(REMOTE, "_jwt"))
-    basic = subprocess.run(["base64"], input=b"_jwt:s3/cret", capture_output=True).stdout.strip()
-    text = f"a s3/cret b s3%2Fcret c Basic {basic.decode()}"
+    basic = base64.b64encode(b"_jwt:s3/cret").decode()
+    text = f"a s3/cret b s3%2Fcret c Basic {basic}"
     assert runner.redact(text) == "a <redacted> b <redacted> c Basic <redacted>"
 
 

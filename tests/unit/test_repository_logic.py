@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -161,7 +160,8 @@ def test_repr_tells_queued_running_and_finished_apart():
     while first.process is None and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
-        assert repr(first) == f"[push command, status code: running, in progress. PID: {first.process.pid}]"
+        assert repr(first) == (
+            f"[push command, status code: running, in progress. PID: {first.process.pid}]")
         assert repr(second) == "[push command, status code: running, queued.]"
     finally:
         first.terminate()
