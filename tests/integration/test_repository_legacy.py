@@ -20,7 +20,7 @@ from repository import (
     is_tracked_with_lfs,
 )
 from repository.testing import LocalGitServer
-from tests.integration.test_repository_commands import make_commit
+from tests.support.clones import make_commit
 
 
 def git(cwd: Path | str, *args: str) -> str:

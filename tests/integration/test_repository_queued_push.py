@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from repository import Repository
-from tests.integration.test_repository_commands import make_commit, slow_chatty_hook
+from tests.support.clones import make_commit, slow_chatty_hook
 
 
 def git(cwd: Path | str, *args: str) -> str:
