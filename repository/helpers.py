@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Callable, Sequence
 
 from . import lfs
 from .auth import without_credentials
@@ -18,6 +19,21 @@ from .git import GitRunner, split_nul
 
 def _runner(folder: str | os.PathLike[str] | None) -> GitRunner:
     return GitRunner(os.fspath(folder) if folder is not None else os.getcwd())
+
+
+def _file_in(
+    filename: str | os.PathLike[str], query: Callable[[GitRunner, Sequence[str]], set[str]]
+) -> bool:
+    """Whether a batched query selects ``filename``; outside any repository it selects nothing,
+    as the legacy helpers answered."""
+    folder, name = os.path.split(os.path.abspath(filename))
+    runner = _runner(folder)
+    try:
+        return name in query(runner, [name])
+    except GitCommandError:
+        if _inside_work_tree(runner):
+            raise
+        return False
 
 
 def _inside_work_tree(runner: GitRunner) -> bool:
@@ -90,14 +106,7 @@ def is_tracked_with_lfs(filename: str | os.PathLike[str]) -> bool:
         >>> is_tracked_with_lfs(__file__)
         False
     """
-    folder, name = os.path.split(os.path.abspath(filename))
-    runner = _runner(folder)
-    try:
-        return name in lfs.lfs_filtered(runner, [name])
-    except GitCommandError:
-        if _inside_work_tree(runner):
-            raise
-        return False  # outside any repository nothing is tracked, as the legacy helper said
+    return _file_in(filename, lfs.lfs_filtered)
 
 
 def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
@@ -107,14 +116,7 @@ def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
         >>> is_git_ignored(__file__)
         False
     """
-    folder, name = os.path.split(os.path.abspath(filename))
-    runner = _runner(folder)
-    try:
-        return name in lfs.git_ignored(runner, [name])
-    except GitCommandError:
-        if _inside_work_tree(runner):
-            raise
-        return False
+    return _file_in(filename, lfs.git_ignored)
 
 
 def is_binary_file(filename: str | os.PathLike[str]) -> bool:

@@ -418,14 +418,15 @@ class Repository:
     def git_push(
         self, upstream: str | None = None, blocking: bool = True, auto_lfs_prune: bool = False
     ) -> str | tuple[str, CommandInProgress]:
-        """Push the current branch; return the commit URL (and the command when non-blocking).
+        """Push a branch; return the URL of the commit pushed (and the command when non-blocking).
 
-        ``upstream`` is ``"origin main"`` (or just a remote name); by default the branch's upstream,
-        or ``origin`` and the branch's own name, which also works for the first push into an empty
-        remote. It sends the commit HEAD is at now, to the branch chosen now, even if the clone
-        moves on before a queued push runs. A push rejected because the remote moved on is
-        rebased and retried. Non-blocking pushes run in the background, in order, one at a time
-        per clone.
+        ``upstream`` is read as ``git push`` reads it: ``"origin"``, or ``"origin dev"`` to push
+        the local branch ``dev`` (which then tracks ``origin/dev``); by default the current
+        branch's upstream, or ``origin`` and the branch's own name, which also works for the first
+        push into an empty remote. The commit the branch points at now is what gets pushed, even
+        if the clone moves on before a queued push runs. A push rejected because the remote moved
+        on is rebased and retried. Non-blocking pushes run in the background, in order, one at a
+        time per clone; only they are listed in :attr:`command_queue`.
 
         Example:
             >>> url, command = repo.git_push(blocking=False)  # doctest: +SKIP
