@@ -33,10 +33,27 @@ def _import_transfers() -> None:
         importlib.import_module(name)
 
 
+def git_common_dir(cwd: str | None = None) -> str | None:
+    """The absolute git dir shared by all worktrees of the clone at ``cwd``; None outside a clone.
+
+    Example:
+        >>> import tempfile; d = os.path.realpath(tempfile.mkdtemp())
+        >>> _ = subprocess.run(["git", "init", "-q", d], check=True)
+        >>> git_common_dir(d) == os.path.join(d, ".git")
+        True
+    """
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=cwd,
+            capture_output=True, text=True, check=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def lfs_temp_dir(cwd: str | None = None) -> str:
     """git-lfs's temp area of the clone the agent runs in (``.git/lfs/tmp``), created if missing.
 
-    Falls back to the system temp dir outside a clone.
+    Downloads go here, where git-lfs expects them. Falls back to the system temp dir outside a clone.
 
     Example:
         >>> lfs_temp_dir("/")  # doctest: +SKIP
@@ -44,15 +61,35 @@ def lfs_temp_dir(cwd: str | None = None) -> str:
     """
     import tempfile
 
-    try:
-        git_dir = subprocess.run(
-            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=cwd,
-            capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    git_dir = git_common_dir(cwd)
+    if git_dir is None:
         return tempfile.gettempdir()
     path = os.path.join(git_dir, "lfs", "tmp")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def journal_dirs(cwd: str | None = None) -> tuple[str, str | None]:
+    """Where upload journals live, and where the previous version kept them (None: nowhere else).
+
+    In a clone: ``<git common dir>/lfsrepo/multipart`` (created if missing) and ``.git/lfs/tmp``,
+    which git-lfs empties of files older than an hour whenever it runs, ``git push`` included.
+    Outside a clone: the system temp dir, as before.
+
+    Example:
+        >>> import tempfile; d = os.path.realpath(tempfile.mkdtemp())
+        >>> _ = subprocess.run(["git", "init", "-q", d], check=True)
+        >>> [os.path.relpath(path, d) for path in journal_dirs(d)]
+        ['.git/lfsrepo/multipart', '.git/lfs/tmp']
+    """
+    import tempfile
+
+    git_dir = git_common_dir(cwd)
+    if git_dir is None:
+        return tempfile.gettempdir(), None
+    path = os.path.join(git_dir, "lfsrepo", "multipart")
+    os.makedirs(path, exist_ok=True)
+    return path, os.path.join(git_dir, "lfs", "tmp")
 
 
 class Agent:
@@ -136,7 +173,9 @@ class Agent:
             if self.operation == "upload":
                 from lfs_agent.upload import Uploader
 
-                self._transfer = Uploader(self.concurrency, lfs_temp_dir())
+                journal_dir, legacy_dir = journal_dirs()
+                self._transfer = Uploader(self.concurrency, journal_dir,
+                                          legacy_journal_dir=legacy_dir)
             else:
                 from lfs_agent.download import Downloader
 

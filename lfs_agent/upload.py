@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,9 @@ from lfs_agent.http import (
 from lfs_agent.progress import Progress
 
 COMPLETION_TIMEOUT = (10.0, 900.0)  # the server assembles and hashes the whole object
+# Part URLs expire in hours and stores abort unfinished uploads within days: older ETags are refused.
+JOURNAL_MAX_AGE = 7 * 24 * 3600.0
+JOURNAL_PREFIX = "lfsrepo-multipart-"
 
 
 class ActionError(ValueError):
@@ -131,8 +136,7 @@ class Journal:
     """
 
     def __init__(self, directory: str | None, oid: str, size: int, chunk_size: int) -> None:
-        self.path = (os.path.join(directory, f"lfsrepo-multipart-{oid}.json")
-                     if directory else None)
+        self.path = os.path.join(directory, journal_name(oid)) if directory else None
         self._key = {"oid": oid, "size": size, "chunk_size": chunk_size}
         self._lock = threading.Lock()
         self.etags: dict[int, str] = {}
@@ -183,8 +187,76 @@ class Journal:
                     pass
 
 
+def journal_name(oid: str) -> str:
+    """The file name of ``oid``'s journal (the same in every folder that has held journals).
+
+    Example:
+        >>> journal_name("ab")
+        'lfsrepo-multipart-ab.json'
+    """
+    return f"{JOURNAL_PREFIX}{oid}.json"
+
+
+def prune_journals(directory: str, max_age: float = JOURNAL_MAX_AGE,
+                   now: float | None = None) -> list[str]:
+    """Delete the journals in ``directory`` last written over ``max_age`` seconds ago.
+
+    Only files named like journals (and their half-written temporaries) are touched, so this is
+    safe in a shared temp dir. Returns the names deleted.
+
+    Example:
+        >>> import tempfile; d = tempfile.mkdtemp(); Journal(d, "ab", 10, 5).record(1, '"e1"')
+        >>> prune_journals(d, now=time.time() + JOURNAL_MAX_AGE + 1)
+        ['lfsrepo-multipart-ab.json']
+    """
+    limit = (time.time() if now is None else now) - max_age
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(JOURNAL_PREFIX):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            pass  # gone already (another agent process pruned it), or not ours to delete
+    return sorted(removed)
+
+
+def adopt_journal(legacy_dir: str, directory: str, oid: str) -> bool:
+    """Move ``oid``'s journal from where an earlier version kept it into ``directory``.
+
+    Keeps a journal already in ``directory``. Returns whether one was moved.
+
+    Example:
+        >>> import tempfile; old, new = tempfile.mkdtemp(), tempfile.mkdtemp()
+        >>> Journal(old, "ab", 10, 5).record(1, '"e1"')
+        >>> adopt_journal(old, new, "ab"), Journal(new, "ab", 10, 5).etags
+        (True, {1: '"e1"'})
+    """
+    source = os.path.join(legacy_dir, journal_name(oid))
+    target = os.path.join(directory, journal_name(oid))
+    if not os.path.isfile(source) or os.path.lexists(target):  # nothing to move, or same folder
+        return False
+    try:
+        shutil.move(source, target)
+    except OSError as error:
+        log.debug(f"journal in {legacy_dir} not moved: {error}")
+        return False
+    log.debug(f"moved the journal of {oid} out of {legacy_dir}")
+    return True
+
+
 class Uploader:
     """Uploads objects for one agent process, sharing a connection pool between them.
+
+    Resume journals go to ``journal_dir`` (None: keep none); journals there older than
+    JOURNAL_MAX_AGE are deleted on creation. A journal for the object being uploaded that is
+    found in ``legacy_journal_dir`` (where an earlier version kept them) is moved over first.
 
     Example:
         >>> Uploader(concurrency=4, journal_dir=None).concurrency
@@ -192,10 +264,15 @@ class Uploader:
     """
 
     def __init__(self, concurrency: int, journal_dir: str | None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 legacy_journal_dir: str | None = None) -> None:
         self.concurrency = max(1, concurrency)
         self.journal_dir = journal_dir
+        self.legacy_journal_dir = legacy_journal_dir
         self.session = session or new_session(self.concurrency + 2)
+        if journal_dir:
+            for name in prune_journals(journal_dir):
+                log.debug(f"deleted {name}: older than {JOURNAL_MAX_AGE / 86400:g} days")
 
     def upload(self, request: dict[str, Any], progress: Progress) -> None:
         """Upload one object per its ``action``; raise TransferError/ActionError/OSError on failure.
@@ -212,6 +289,8 @@ class Uploader:
             self._single_put(path, size, action["href"], header, progress)
             return
         plan = plan_parts(size, header)
+        if self.journal_dir and self.legacy_journal_dir:
+            adopt_journal(self.legacy_journal_dir, self.journal_dir, request["oid"])
         journal = Journal(self.journal_dir, request["oid"], size, plan.chunk_size)
         resumed = bool(journal.etags)
         self._put_parts(path, plan, journal, progress)

@@ -90,7 +90,8 @@ def test_push_and_clone_multipart_objects_of_several_sizes(server, clone, tmp_pa
     assert all(f"upload {oid}" in text for oid in oids.values())
     # ... and its log keeps the presigned signatures out.
     assert "sig=" not in text and "?<redacted>" in text
-    assert not list((clone / ".git" / "lfs" / "tmp").glob("lfsrepo-multipart-*"))
+    for folder in (clone / ".git" / "lfs" / "tmp", clone / ".git" / "lfsrepo" / "multipart"):
+        assert not list(folder.glob("lfsrepo-multipart-*"))  # journals go when uploads complete
     fresh = tmp_path / "fresh"
     git(tmp_path, "clone", "-q", server.repo_url(clone_name(server, clone)), str(fresh))
     for name, oid in oids.items():
@@ -144,7 +145,7 @@ def test_killed_push_resumes_without_resending_finished_parts(server, clone):
         at_kill = server.bytes_received(oid)
         time.sleep(0.3)
     assert size // 2 <= at_kill < size and server.lfs_object_path(oid) is None
-    journal = clone / ".git" / "lfs" / "tmp" / f"lfsrepo-multipart-{oid}.json"
+    journal = clone / ".git" / "lfsrepo" / "multipart" / f"lfsrepo-multipart-{oid}.json"
     done = len(json.loads(journal.read_text())["etags"])
     assert done >= 2
 

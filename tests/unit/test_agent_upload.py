@@ -6,16 +6,28 @@ import hashlib
 import itertools
 import json
 import os
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from lfs_agent import download, http
+from lfs_agent.agent import journal_dirs
 from lfs_agent.download import Downloader
 from lfs_agent.http import TransferError
 from lfs_agent.progress import Progress
 from lfs_agent.protocol import MessageWriter
-from lfs_agent.upload import ActionError, Journal, Uploader, plan_parts
+from lfs_agent.upload import (
+    JOURNAL_MAX_AGE,
+    ActionError,
+    Journal,
+    Uploader,
+    adopt_journal,
+    plan_parts,
+    prune_journals,
+)
 from tests.unit.test_agent_httpd import PartServer
 
 CHUNK = 64 * 1024
@@ -192,6 +204,76 @@ def test_resume_journal_skips_finished_parts_and_is_removed(server, tmp_path):
     assert server.state.bytes_received - before == 3 * CHUNK
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
     assert list(journal_dir.iterdir()) == []
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    path.write_text("{}")
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_pruning_deletes_only_journals_past_the_age_limit(tmp_path):
+    old = _aged(tmp_path / "lfsrepo-multipart-aa.json", JOURNAL_MAX_AGE + 60)
+    half_written = _aged(tmp_path / "lfsrepo-multipart-aa.json.123.tmp", JOURNAL_MAX_AGE + 60)
+    young = _aged(tmp_path / "lfsrepo-multipart-bb.json", JOURNAL_MAX_AGE - 3600)
+    unrelated = _aged(tmp_path / "someone-elses-file", JOURNAL_MAX_AGE * 2)
+    Uploader(1, str(tmp_path))
+    assert not old.exists() and not half_written.exists()
+    assert young.exists() and unrelated.exists()
+    assert prune_journals(str(tmp_path / "missing")) == []
+
+
+def test_an_upload_resumes_from_a_journal_in_the_legacy_folder(server, tmp_path):
+    size = 4 * CHUNK
+    path, oid = make_file(tmp_path, size)
+    legacy, current = tmp_path / "lfs-tmp", tmp_path / "multipart"
+    legacy.mkdir()
+    current.mkdir()
+    server.behaviour.always_fail_part = 3
+    server.behaviour.always_fail_status = 400
+    events = Events(tmp_path)
+    request = {"oid": oid, "size": size, "path": path, "action": server.action(size, CHUNK)}
+    with pytest.raises(TransferError):  # the previous version journals parts 1 and 2 here
+        Uploader(1, str(legacy)).upload(request, Progress(events.writer, oid, size))
+    server.behaviour.always_fail_part = None
+    before = server.state.bytes_received
+    Uploader(1, str(current), legacy_journal_dir=str(legacy)).upload(
+        request, Progress(events.writer, oid, size))
+    assert server.state.bytes_received - before == 2 * CHUNK
+    assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
+    assert list(legacy.iterdir()) == [] and list(current.iterdir()) == []
+
+
+def test_adopting_keeps_a_journal_already_in_the_new_folder(tmp_path):
+    legacy, current = tmp_path / "legacy", tmp_path / "current"
+    legacy.mkdir()
+    current.mkdir()
+    Journal(str(legacy), "ab", 10, 5).record(1, '"old"')
+    Journal(str(current), "ab", 10, 5).record(2, '"new"')
+    assert not adopt_journal(str(legacy), str(current), "ab")
+    assert Journal(str(current), "ab", 10, 5).etags == {2: '"new"'}
+    assert not adopt_journal(str(current), str(current), "ab")  # the same folder: nothing to do
+    assert not adopt_journal(str(legacy), str(current), "cd")  # no journal for that object
+
+
+def test_journals_live_in_the_common_git_dir_out_of_git_lfs_reach(tmp_path, monkeypatch):
+    main, worktree = tmp_path / "main", tmp_path / "worktree"
+    subprocess.run(["git", "init", "-q", str(main)], check=True)
+    subprocess.run(["git", "-C", str(main), "commit", "-q", "--allow-empty", "-m", "x"],
+                   check=True)
+    subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", "--detach", str(worktree)],
+                   check=True, capture_output=True)
+    git_dir = main.resolve() / ".git"
+    for cwd in (main, worktree, worktree):  # the second call finds the folder already there
+        assert journal_dirs(str(cwd)) == (str(git_dir / "lfsrepo" / "multipart"),
+                                          str(git_dir / "lfs" / "tmp"))
+    assert (git_dir / "lfsrepo" / "multipart").is_dir()
+    assert not (git_dir / "lfs" / "tmp").exists()  # uploads do not create git-lfs's folder
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert journal_dirs(str(outside)) == (tempfile.gettempdir(), None)  # as before: system temp
 
 
 def test_a_corrupt_journal_is_ignored(server, tmp_path):
