@@ -12,6 +12,8 @@ from .commands import CommandInProgress, wait_for_all_commands
 from .errors import (
     AuthenticationError,
     CloneConflictError,
+    DiskFullError,
+    FolderNotFoundError,
     GitCommandError,
     GitNotFoundError,
     NotAGitRepositoryError,
@@ -36,6 +38,8 @@ __all__ = [
     "AuthenticationError",
     "CloneConflictError",
     "CommandInProgress",
+    "DiskFullError",
+    "FolderNotFoundError",
     "GitCommandError",
     "GitNotFoundError",
     "NotAGitRepositoryError",

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from typing import IO
 
 from .auth import remove_credential_markers
 from .errors import GitCommandError
+from .git import stop_process_group
 from .progress import LfsProgress
 
 RUNNING = -1
@@ -44,14 +44,16 @@ class CommandInProgress:
         True
     """
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, subject: str = "") -> None:
         self.title = title
+        self.subject = subject  # what it works on, for messages: "3f2a9c1 to origin main"
         self.process: subprocess.Popen[bytes] | None = None
         self.progress: LfsProgress | None = None
         self.error: BaseException | None = None
         self.started_at: float | None = None
         self._status = RUNNING
         self._done = threading.Event()
+        self._cancelled = threading.Event()
         self._output_lock = threading.Lock()
         self._stdout: list[str] = []
         self._stderr: list[str] = []
@@ -133,26 +135,27 @@ class CommandInProgress:
         """One line saying what the command is and how far it got.
 
         Example:
-            >>> CommandInProgress("push").describe()
-            'push: queued'
+            >>> CommandInProgress("push", "3f2a9c1 to origin main").describe()
+            'push 3f2a9c1 to origin main: queued'
         """
+        name = f"{self.title} {self.subject}" if self.subject else self.title
         if self.started_at is None:
-            return f"{self.title}: queued"
+            return f"{name}: queued"
         elapsed = time.monotonic() - self.started_at
         progress = f", {self.progress.summary()}" if self.progress is not None else ""
-        return f"{self.title}: running for {elapsed:.0f} s{progress}"
+        return f"{name}: running for {elapsed:.0f} s{progress}"
 
     def terminate(self) -> None:
-        """Stop the running process and its children (hooks, git-lfs), if any; the command fails.
+        """Stop the running process and everything it started (hooks, git-lfs), and start no
+        further attempt; the command fails. Returns once they are gone (at most ~2 s).
 
         Example:
             >>> CommandInProgress("push").terminate()
         """
+        self._cancelled.set()
         process = self.process
         if process is not None and process.poll() is None:
-            # git runs in its own session (see git.py), so its group is its pid.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+            stop_process_group(process)  # git runs in its own session: its group is its pid
 
     def run_process(
         self,
@@ -171,6 +174,8 @@ class CommandInProgress:
             0
         """
         self._redact = redact
+        if self._cancelled.is_set():
+            return 128 + signal.SIGTERM
         process = start()
         self.process = process
         drains = [
@@ -218,7 +223,8 @@ class CommandQueue:
         _ALL_QUEUES.add(self)
 
     def submit(
-        self, title: str, job: Callable[[CommandInProgress], int], *, listed: bool = True
+        self, title: str, job: Callable[[CommandInProgress], int], *, listed: bool = True,
+        subject: str = "",
     ) -> CommandInProgress:
         """Queue ``job`` (which returns an exit code) and return its :class:`CommandInProgress` at once.
 
@@ -229,7 +235,7 @@ class CommandQueue:
             >>> CommandQueue("c").submit("noop", lambda cmd: 0).title
             'noop'
         """
-        command = CommandInProgress(title)
+        command = CommandInProgress(title, subject)
         with self._condition:
             if listed:
                 self.commands.append(command)
@@ -308,12 +314,34 @@ def queue_for_clone(local_dir: str) -> CommandQueue:
         return queue
 
 
-def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -> bool:
+class StopWaiting(Exception):
+    """Raised (by a second SIGTERM, see termination.py) to stop waiting for background commands.
+
+    Example:
+        >>> issubclass(StopWaiting, Exception)
+        True
+    """
+
+
+def pending_commands() -> list[CommandInProgress]:
+    """The background commands of every clone that are queued or running.
+
+    Example:
+        >>> pending_commands()
+        []
+    """
+    return [command for queue in list(_ALL_QUEUES) for command in queue.in_progress()]
+
+
+def wait_for_all_commands(
+    timeout: float | None = None, announce: bool = True, stop_hint: str = "Ctrl-C"
+) -> bool:
     """Wait for the background commands of every clone; used at interpreter exit.
 
     ``timeout`` bounds the whole wait, however many clones there are. Says once, on stderr, what
-    it waits for and how far each command got. Ctrl-C stops waiting: the running commands are
-    terminated and reported as interrupted. Returns whether all finished.
+    it waits for and how far each command got. Ctrl-C (or :class:`StopWaiting`) stops waiting.
+    Commands that did not finish, when it stops or the time is up, are stopped (no git process
+    outlives the wait) and reported as left for the next run. Returns whether all finished.
 
     Example:
         >>> wait_for_all_commands(timeout=1, announce=False)
@@ -325,25 +353,24 @@ def wait_for_all_commands(timeout: float | None = None, announce: bool = True) -
         return True
     if announce:
         lines = [f"  {queue.name}: {command.describe()}" for queue, cmds in pending for command in cmds]
-        print("lfsrepo: waiting for background git commands to finish (Ctrl-C to stop):",
+        print(f"lfsrepo: waiting for background git commands to finish ({stop_hint} to stop):",
               *lines, sep="\n", file=sys.stderr, flush=True)
     # One deadline for all clones: N slow queues must not wait N x timeout.
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return all(
-            queue.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            for queue, _ in pending
-        )
-    except KeyboardInterrupt:
-        stopped = [command for queue, cmds in pending for command in cmds if not command.is_done]
-        for command in stopped:
-            command.terminate()
-        print(
-            "lfsrepo: stopped waiting; interrupted: "
-            + "; ".join(command.describe() for command in stopped),
-            file=sys.stderr, flush=True,
-        )
-        return False
+        if all(queue.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+               for queue, _ in pending):
+            return True
+        why = f"still running after {timeout:g} s"
+    except (KeyboardInterrupt, StopWaiting):
+        why = "interrupted"
+    stopped = [command for _, cmds in pending for command in cmds if not command.is_done]
+    descriptions = [command.describe() for command in stopped]
+    for command in stopped:
+        command.terminate()
+    print(f"lfsrepo: stopped waiting; {why}, left for the next run (the commits stay in the "
+          "clone): " + "; ".join(descriptions), file=sys.stderr, flush=True)
+    return False
 
 
 def _at_exit() -> None:

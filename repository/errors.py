@@ -52,6 +52,16 @@ class FolderNotFoundError(RepositoryError, FileNotFoundError):
     """
 
 
+class DiskFullError(RepositoryError):
+    """Not enough disk space for what was asked: said before staging when it can be known, or
+    after a command ran out of it (nothing on disk is damaged either way).
+
+    Example:
+        >>> isinstance(DiskFullError("no room"), OSError)
+        True
+    """
+
+
 class NotAGitRepositoryError(RepositoryError, ValueError):
     """The folder is not a git clone (a ``ValueError`` too, as the legacy class raised one).
 

@@ -33,11 +33,15 @@ from .errors import (
 
 REDACTED = "<redacted>"
 
-# Config every command gets: stable, unquoted output and no interactive helpers.
+# Config every command gets: stable, unquoted output, no interactive helpers, durable writes.
 _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("core.quotePath", "false"),
     ("core.askPass", ""),
     ("advice.detachedHead", "false"),
+    # Objects, refs and the index on disk before a command returns: a commit that commit()
+    # reported survives a power loss. "batch" flushes many loose objects with one fsync.
+    ("core.fsync", "added"),
+    ("core.fsyncMethod", "batch"),
 )
 
 # git's own HTTP has no timeout: a server that stops answering would block a clone, pull or push
@@ -258,7 +262,7 @@ class GitRunner:
             try:
                 stdout, stderr = process.communicate(input if input is not None else b"")
             except BaseException:  # Ctrl-C, mostly: stop git and everything it started, then re-raise
-                _stop_process_group(process)
+                stop_process_group(process)
                 raise
         result = GitResult(
             command=[self.redact(a) for a in argv],
@@ -300,7 +304,7 @@ def _existing_folder(folder: str) -> str:
     return folder
 
 
-def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:
     """Stop a process started in its own session and every process of its group, and reap it.
 
     The group gets SIGTERM first, so git removes its lock files, then SIGKILL after ``grace``
@@ -308,7 +312,7 @@ def _stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) ->
 
     Example:
         >>> process = subprocess.Popen(["sleep", "60"], start_new_session=True)
-        >>> _stop_process_group(process); process.returncode
+        >>> stop_process_group(process); process.returncode
         -15
     """
     try:

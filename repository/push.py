@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .errors import PushRejectedError
 from .git import GitResult, GitRunner, classify_failure
+from .recovery import rewriting_history
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,15 @@ class PushTarget:
     local_branch: str
     commit: str  # what the local branch pointed at when the push was queued
     web_url: str  # the remote's URL without credentials or ".git", for commit links
+
+    def describe(self) -> str:
+        """What is pushed where, for messages.
+
+        Example:
+            >>> PushTarget("origin", "main", "dev", "3f2a9c1d" * 5, "u").describe()
+            '3f2a9c1 (dev) to origin main'
+        """
+        return f"{self.commit[:7]} ({self.local_branch}) to {self.remote} {self.remote_branch}"
 
     def commit_url(self, commit: str) -> str:
         """``<web url>/commit/<commit>``, as the legacy class returned it.
@@ -70,7 +80,8 @@ class RebaseRaced(Exception):
 
 
 def rebase_onto_remote(
-    git: GitRunner, remote: GitRunner, target: PushTarget, commit: str, env: Mapping[str, str]
+    git: GitRunner, git_dir: str, remote: GitRunner, target: PushTarget, commit: str,
+    env: Mapping[str, str],
 ) -> str:
     """Rebase ``commit`` (the queued commit, or its last rebase) onto the remote branch; return
     the new commit. ``git`` runs in the clone, ``remote`` authenticates to the remote.
@@ -80,12 +91,13 @@ def rebase_onto_remote(
     """
     onto = _fetch_remote_branch(remote, target, env)
     if _checked_out_at(git, target.local_branch, commit):
-        result = git.run(["rebase", "--autostash", onto], env=env, check=False)
+        with rewriting_history(git_dir):
+            result = git.run(["rebase", "--autostash", onto], env=env, check=False)
         if result.ok:
             return git.run(["rev-parse", "HEAD"]).stdout.strip()
         git.run(["rebase", "--abort"], check=False)
         raise _conflict(target, result)
-    return _rebase_in_worktree(git, commit, onto, target)
+    return _rebase_in_worktree(git, git_dir, commit, onto, target)
 
 
 def follow_push(git: GitRunner, target: PushTarget, pushed: str) -> None:
@@ -132,9 +144,12 @@ def _checked_out_at(git: GitRunner, branch: str, commit: str) -> bool:
     return current == f"refs/heads/{branch}" and head == commit
 
 
-def _rebase_in_worktree(git: GitRunner, commit: str, onto: str, target: PushTarget) -> str:
-    """Rebase a detached ``commit`` in a temporary worktree; the clone's checkout is untouched."""
-    git_dir = git.run(["rev-parse", "--absolute-git-dir"]).stdout.strip()
+def _rebase_in_worktree(
+    git: GitRunner, git_dir: str, commit: str, onto: str, target: PushTarget
+) -> str:
+    """Rebase a detached ``commit`` in a temporary worktree; the clone's checkout is untouched.
+
+    A kill leaves the worktree behind: recovery.py removes it."""
     parent = os.path.join(git_dir, "lfsrepo")
     os.makedirs(parent, exist_ok=True)
     folder = os.path.join(tempfile.mkdtemp(prefix="rebase-", dir=parent), "worktree")

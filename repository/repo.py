@@ -17,17 +17,19 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import git as gitpython
 from filelock import FileLock
 from git.refs.symbolic import SymbolicReference
 
-from . import helpers, lfs
+from . import cloning, disk, helpers, lfs, recovery, termination
 from .auth import Token, resolve_token, split_credentials, with_username, without_credentials
 from .commands import CommandInProgress, queue_for_clone
 from .errors import (
     CloneConflictError,
+    DiskFullError,
+    GitCommandError,
     NotAGitRepositoryError,
     NothingToCommitError,
     PushRejectedError,
@@ -91,8 +93,10 @@ class Repository:
         self._queue = queue_for_clone(self.local_dir)
         self._git = GitRunner(self.local_dir, self._token)
         self._lock: FileLock | None = None
+        self._git_dir = ""
         self._gitpython: gitpython.Repo | None = None
         os.makedirs(self.local_dir, exist_ok=True)
+        cloning.resume(self.local_dir)
         if clone_from is not None:
             self.clone_from(clone_from)
         elif helpers.is_git_repo(self.local_dir):
@@ -163,7 +167,9 @@ class Repository:
             >>> repo.wait_for_commands(timeout=60)  # doctest: +SKIP
             True
         """
-        return self._queue.wait(timeout)
+        finished = self._queue.wait(timeout)
+        termination.disarm_if_idle()
+        return finished
 
     def check_git_versions(self) -> dict[str, str]:
         """The versions of git and git-lfs; raises ``GitNotFoundError`` if either is missing.
@@ -256,22 +262,15 @@ class Repository:
             self._token = token_from_url
             self._git = GitRunner(self.local_dir, token_from_url)
         os.makedirs(self.local_dir, exist_ok=True)
+        cloning.resume(self.local_dir)
         if os.listdir(self.local_dir):
             self._reuse_existing_clone(url)
             return
-        runner = self._git.with_remote(url)
         with LfsProgress(bars_wanted(self._progress_bars)) as progress:
-            # Smudging during checkout would need filters the user may not have installed:
-            # fetch LFS content afterwards, in one batch, with the clone's own configuration.
-            runner.run(
-                ["clone", "--", url, self.local_dir],
-                cwd=os.path.dirname(self.local_dir),
-                env={"GIT_LFS_SKIP_SMUDGE": "1", **progress.environment},
-            )
-            self._attach()
-            if not self.skip_lfs_files and self._git.run(["rev-parse", "-q", "--verify", "HEAD"],
-                                                         check=False).ok:
-                self._git.run(["lfs", "pull"], env=progress.environment)
+            environment = {"GIT_LFS_SKIP_SMUDGE": "1", **progress.environment}
+            with self._disk_full_is_an_error("cloning", "nothing was kept of the clone"):
+                cloning.clone(self._git.with_remote(url), url, self.local_dir, environment)
+            self._attach(progress.environment)
 
     def git_config_username_and_email(
         self, git_user: str | None = None, git_email: str | None = None
@@ -343,7 +342,7 @@ class Repository:
             >>> repo.auto_track_binary_files()  # doctest: +SKIP
             ['weights.bin']
         """
-        return self._auto_track(pattern, binary=True, large=False)
+        return self._auto_track(pattern, binary=True, large=False)[0]
 
     def auto_track_large_files(self, pattern: str = ".") -> list[str]:
         """Track new or modified files of 10 MiB or more under ``pattern`` with LFS; return them.
@@ -352,7 +351,7 @@ class Repository:
             >>> repo.auto_track_large_files()  # doctest: +SKIP
             ['big.csv']
         """
-        return self._auto_track(pattern, binary=False, large=True)
+        return self._auto_track(pattern, binary=False, large=True)[0]
 
     def lfs_prune(self, recent: bool = False) -> None:
         """Delete local LFS objects that were pushed and are no longer needed.
@@ -375,7 +374,9 @@ class Repository:
         """
         self._queue.wait()
         args = ["lfs", "pull"] if lfs else ["pull", *(["--rebase"] if rebase else [])]
-        with self._locked(), LfsProgress(bars_wanted(self._progress_bars)) as progress:
+        progress = LfsProgress(bars_wanted(self._progress_bars))
+        with self._locked(), recovery.rewriting_history(self._git_dir), progress, \
+                self._disk_full_is_an_error("pulling", "the branch is as before"):
             self._git.run(args, env=progress.environment)
 
     def git_add(self, pattern: str = ".", auto_lfs_track: bool = False) -> None:
@@ -386,16 +387,49 @@ class Repository:
         Example:
             >>> repo.git_add("weights/", auto_lfs_track=True)  # doctest: +SKIP
         """
-        with self._locked():
+        with self._locked(), self._disk_full_is_an_error(
+                "staging", "nothing was staged (the index and HEAD are as before)"):
             extra: list[str] = []
             if auto_lfs_track:
-                tracked = self._auto_track(pattern, binary=True, large=True)
+                tracked, through_lfs = self._auto_track(pattern, binary=True, large=True)
                 if tracked:
                     shown = ", ".join(tracked[:5]) + (", ..." if len(tracked) > 5 else "")
                     logger.warning("Tracking %d file(s) with Git LFS: %s", len(tracked), shown)
                 if os.path.exists(self._gitattributes):
                     extra = [".gitattributes"]
-            self._git.run(["add", "--", pattern, *extra])
+            else:
+                changed = lfs.files_to_be_staged(self._git, pattern)
+                through_lfs = sorted(lfs.lfs_filtered(self._git, changed))
+            self._stage([pattern, *extra], through_lfs)
+
+    def _stage(self, pathspecs: list[str], through_lfs: list[str]) -> None:
+        """``git add`` what ``pathspecs`` name, once the disk has room for the LFS objects of
+        ``through_lfs``; durable on disk when it returns."""
+        sizes = [os.path.getsize(full) for full in (os.path.join(self.local_dir, path)
+                                                  for path in through_lfs) if os.path.isfile(full)]
+        lfs_objects = os.path.join(self._git_dir, "lfs")
+        os.makedirs(lfs_objects, exist_ok=True)
+        disk.require_free_space(lfs_objects, sum(sizes),
+                                f"the Git LFS copies of {len(sizes)} file(s) to stage")
+        # Loose objects are made durable by one flush below, not by an fsync each.
+        self._git.run(["-c", "core.fsync=index", "add", "--", *pathspecs])
+        disk.flush(self.local_dir, self._git_dir)
+
+    @contextlib.contextmanager
+    def _disk_full_is_an_error(self, doing: str, outcome: str) -> Iterator[None]:
+        """A git command that ran out of disk space raises :class:`DiskFullError`, once the
+        partial files git-lfs left are removed (they hold space and can never complete)."""
+        try:
+            yield
+        except GitCommandError as error:
+            if not disk.ran_out_of_space(f"{error.stdout}\n{error.stderr}"):
+                raise
+            if self._git_dir:
+                recovery.remove_partial_lfs_files(self._git_dir)
+            raise DiskFullError(
+                f"the disk holding {self.local_dir} filled up while {doing}: {outcome}. Free "
+                "space there (Repository.lfs_prune() removes LFS objects that were pushed), then "
+                f"try again. git said: {error.stderr.strip()[-300:]}") from None
 
     def git_commit(self, commit_message: str = "commit files to HF hub") -> str:
         """Commit what is staged; return the new commit's sha.
@@ -433,13 +467,15 @@ class Repository:
             >>> command.wait(timeout=600)  # doctest: +SKIP
             True
         """
+        termination.disarm_if_idle()
         target = self._push_target(upstream)
         pushed: list[str] = []
         command = self._queue.submit(
             "push", lambda cmd: self._push_job(cmd, target, auto_lfs_prune, pushed),
-            listed=not blocking,
+            listed=not blocking, subject=target.describe(),
         )
         if not blocking:
+            termination.arm()  # SIGTERM now lets the push finish (see termination.py)
             return target.commit_url(target.commit), command
         command.wait()
         if command.error is not None:
@@ -543,7 +579,8 @@ class Repository:
             self.git_checkout(branch, create_branch_ok=True)
         if helpers.is_tracked_upstream(self.local_dir):  # raises on a detached HEAD, as legacy did
             self._queue.wait()
-            with self._locked():
+            with self._locked(), recovery.rewriting_history(self._git_dir), \
+                    self._disk_full_is_an_error("pulling", "the branch is as before"):
                 self._git.run(["pull", "--rebase", "--autostash"])
         with _CWD_LOCK:
             previous_cwd = os.getcwd()
@@ -568,24 +605,44 @@ class Repository:
     def _gitattributes(self) -> str:
         return os.path.join(self.local_dir, ".gitattributes")
 
-    def _locked(self) -> FileLock:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold lfsrepo's lock on the clone. The outermost hold first repairs what a killed git,
+        git-lfs or lfsrepo process left there (see recovery.py), so every mutating command
+        starts from a clone git can work in."""
         assert self._lock is not None, "the clone is not attached yet"
-        return self._lock
+        with self._lock:
+            if self._lock.lock_counter == 1:
+                recovery.repair(self._git, self._git_dir)
+            yield
 
-    def _attach(self) -> None:
-        """Adopt an existing clone: lock file, remote for credentials, LFS hooks and filters."""
+    def _attach(self, env: Mapping[str, str] | None = None) -> None:
+        """Adopt a clone: lock file, remote for credentials, LFS hooks and filters; repair what
+        killed processes left, and fetch the LFS content a killed clone did not."""
         git_dir = self._git.run(["rev-parse", "--absolute-git-dir"]).stdout.strip()
+        self._git_dir = git_dir
         self._lock = FileLock(os.path.join(git_dir, "lfsrepo.lock"))
         self._gitpython = gitpython.Repo(self.local_dir)
         remote = self._git.run(["config", "--get", "remote.origin.url"], check=False).stdout.strip()
         self._git = GitRunner(self.local_dir, self._token, remote or None)
-        if not os.path.exists(os.path.join(git_dir, "hooks", "pre-push")):
-            # Hooks and filters in the clone itself: works without a global `git lfs install`.
-            with self._locked():
+        with self._locked():
+            recovery.repair_index(self._git, git_dir)
+            if not os.path.exists(os.path.join(git_dir, "hooks", "pre-push")):
+                # Hooks and filters in the clone itself: works without a global `git lfs install`.
                 installed = self._git.run(["lfs", "install", "--local"], check=False)
-            if not installed.ok:
-                logger.warning("`git lfs install --local` failed in %s; LFS files may not be "
-                               "pushed: %s", self.local_dir, installed.stderr.strip())
+                if not installed.ok:
+                    logger.warning("`git lfs install --local` failed in %s; LFS files may not be "
+                                   "pushed: %s", self.local_dir, installed.stderr.strip())
+            if cloning.lfs_content_pending(git_dir):
+                # Smudging during checkout would need filters the user may not have installed:
+                # LFS content comes afterwards, in one batch, with the clone's own configuration.
+                has_head = self._git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
+                if has_head and not self.skip_lfs_files:
+                    with self._disk_full_is_an_error("fetching LFS content", "the clone is "
+                                                     "complete but for it; the next Repository() "
+                                                     "fetches it"):
+                        self._git.run(["lfs", "pull"], env=env)
+                cloning.lfs_content_fetched(git_dir)
 
     def _clone_url_and_token(self, url: str, token: str | bool | None) -> tuple[str, Token | None]:
         """The URL to clone (no secret in it) and the token to use from now on, if it changed."""
@@ -650,7 +707,11 @@ class Repository:
         result = self._git.run(["remote", "get-url", remote], check=False)
         return self._git.with_remote(result.stdout.strip() if result.ok else remote)
 
-    def _auto_track(self, pattern: str, binary: bool, large: bool) -> list[str]:
+    def _auto_track(
+        self, pattern: str, binary: bool, large: bool
+    ) -> tuple[list[str], list[str]]:
+        """Track large/binary files under ``pattern`` with LFS: (newly tracked, every file under
+        ``pattern`` that will now go through LFS)."""
         with self._locked():
             deleted = set(lfs.deleted_files(self._git))
             candidates = []
@@ -658,7 +719,8 @@ class Repository:
                 full = os.path.join(self.local_dir, path)
                 if path not in deleted and os.path.isfile(full) and not os.path.islink(full):
                     candidates.append(path)
-            excluded = lfs.lfs_filtered(self._git, candidates) | lfs.git_ignored(self._git, candidates)
+            through_lfs = lfs.lfs_filtered(self._git, candidates)
+            excluded = through_lfs | lfs.git_ignored(self._git, candidates)
             to_track = []
             for path in candidates:
                 if path in excluded:
@@ -670,7 +732,7 @@ class Repository:
                     to_track.append(path)
             tracked = lfs.add_lfs_lines(self._gitattributes, to_track)
             lfs.remove_lfs_lines(self._gitattributes, deleted)
-            return tracked
+            return tracked, sorted(through_lfs | set(to_track))
 
     def _push_target(self, upstream: str | None) -> PushTarget:
         """What a push sends, read from files, without starting a git process.
@@ -734,8 +796,8 @@ class Repository:
                 time.sleep(random.uniform(0.05, 0.3) * attempt)  # de-synchronise competing writers
                 with self._locked():
                     try:
-                        commit = rebase_onto_remote(self._git, runner, target, commit,
-                                                    progress.environment)
+                        commit = rebase_onto_remote(self._git, self._git_dir, runner, target,
+                                                    commit, progress.environment)
                     except RebaseRaced:
                         logger.info("Fetch from %s raced another writer of the clone; retrying",
                                     target.remote)

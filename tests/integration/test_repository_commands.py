@@ -107,7 +107,8 @@ def test_interpreter_exit_waits_and_says_so_once(remote_repo, tmp_path):
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("waiting for background git commands") == 1
-    assert re.search(r"/c: push: (queued|running for \d+ s)", result.stderr)
+    assert re.search(r"/c: push [0-9a-f]{7} \(main\) to origin main: (queued|running for \d+ s)",
+                     result.stderr)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "c", capture_output=True,
                           text=True, check=True).stdout.strip()
     assert remote_repo.server.list_refs(remote_repo.name)["refs/heads/main"] == head
@@ -124,7 +125,7 @@ def test_ctrl_c_at_exit_stops_waiting_cleanly(remote_repo, tmp_path):
     time.sleep(0.3)
     started = time.monotonic()
     child.sendintr()
-    child.expect("stopped waiting; interrupted: push")
+    child.expect("stopped waiting; interrupted, left for the next run .*: push")
     child.expect(pexpect.EOF)
     assert time.monotonic() - started < 5
     assert "Traceback" not in child.before

@@ -158,11 +158,14 @@ def test_a_fetch_racing_another_writer_of_the_clone_is_retried(git_server, remot
     _, second = two_clones_first_ahead(git_server, f"{remote_repo.name}-race", tmp_path)
     # Another process sharing the clone holds the remote-tracking ref (as its push does while it
     # updates it): the rebase's fetch cannot lock the ref for a while; the push must still land.
+    # The holder is a live process with the lock open, so it is not mistaken for a stale lock.
     lock = tmp_path / "two" / ".git" / "refs" / "remotes" / "origin" / "main.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("")
-    threading.Timer(1.0, lock.unlink).start()
+    holder = subprocess.Popen(["sh", "-c", 'exec 3>"$1"; sleep 1; rm "$1"', "sh", str(lock)])
+    while not lock.exists():
+        time.sleep(0.01)
     (tmp_path / "two" / "c.txt").write_text("two\n")
     second.push_to_hub("two adds c")
+    assert holder.wait(timeout=10) == 0
     log = git(tmp_path / "two", "log", "--format=%s", "origin/main").splitlines()
     assert log[:2] == ["two adds c", "one adds b"]
