@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.setup import enable_largefiles
 from lfs_agent.upload import JOURNAL_MAX_AGE
 from repository.testing import Faults, LocalGitServer
-from tests.integration.test_agent_push import commit, git, server_sha256
+from tests.support.agent import agent_clone, commit, git, server_sha256
 
 MiB = 1024**2
 CHUNK = 5 * MiB
@@ -34,13 +33,7 @@ def server():
 
 @pytest.fixture
 def clone(server, tmp_path, request):
-    url = server.create_repo(f"journal/{request.node.name}")
-    path = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", url, str(path))
-    git(path, "lfs", "track", "*.bin")
-    enable_largefiles(path)
-    server.faults = Faults()
-    return path
+    return agent_clone(server, tmp_path, request.node.name)
 
 
 def journal_path(clone: Path, oid: str) -> Path:

@@ -632,15 +632,7 @@ def test_second_sigterm_stops_waiting_and_names_the_unfinished_push(paced_push):
     assert paced.status is not None, f"still running 10 s after a second SIGTERM\n{paced.report()}"
     assert paced.exited_at - second < 3, (
         f"a second SIGTERM must stop the wait promptly (< 3 s)\n{paced.report()}")
-    assert paced.status in (-signal.SIGTERM, 128 + signal.SIGTERM), (
-        f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}")
-    assert names_the_push(paced.err, paced), (
-        f"stderr must say which push did not finish (its commit {paced.sha[:7]} or its remote)"
-        f"\n{paced.report()}")
-    left = paced.survivors()
-    assert not left, (f"processes of the job outlived it: {[' '.join(p.argv) for p in left]}\n"
-                      f"{paced.report()}")
-    assert not paced.landed(), "the push was to be stopped, yet it landed"
+    assert_stopped_and_named(paced)
 
 
 @pytest.mark.timeout(60)
@@ -655,6 +647,11 @@ def test_sigterm_grace_period_ends_the_wait(paced_push):
         f"with LFSREPO_TERM_GRACE=1 the process must wait about 1 s, it waited {waited:.2f} s\n"
         f"{paced.report()}")
     assert not paced.landed_at_exit, f"the push landed, yet it should take ~6 s\n{paced.report()}"
+    assert_stopped_and_named(paced)
+
+
+def assert_stopped_and_named(paced: PacedPush) -> None:
+    """The job ended as SIGTERM ends it, said which push it cut off, and left nothing running."""
     assert paced.status in (-signal.SIGTERM, 128 + signal.SIGTERM), (
         f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}")
     assert names_the_push(paced.err, paced), (
