@@ -69,9 +69,11 @@ def leftovers(git_dir: str) -> list[Leftover]:
     found += [Leftover(os.path.join(ours, name), "worktree")
               for name in _listdir(ours) if name.startswith("rebase-")]
     temp = os.path.join(git_dir, "lfs", "tmp")
-    # An upload journal of the agent (older versions kept it here) is not garbage: it resumes.
-    found += [Leftover(os.path.join(temp, name), "temp")
-              for name in _listdir(temp) if not name.startswith("lfsrepo-multipart-")]
+    # A partial copy of the clean filter holds space (a checkpoint's worth) until git-lfs's own
+    # hourly clean-up. git-lfs leaves empty files there in normal use: those are not evidence.
+    # An upload journal of an older agent is not garbage either: it resumes.
+    found += [Leftover(os.path.join(temp, name), "temp") for name in _listdir(temp)
+              if not name.startswith("lfsrepo-multipart-") and _size(os.path.join(temp, name))]
     packs = os.path.join(git_dir, "objects", "pack")
     found += [Leftover(os.path.join(packs, name), "temp")
               for name in _listdir(packs) if name.startswith(("tmp_pack_", "tmp_idx_"))]
@@ -112,7 +114,7 @@ def repair(git: GitRunner, git_dir: str) -> list[Leftover]:
 
 
 _WHAT_LEFT_IT = {"lock": "git command", "rebase": "rebase or pull of lfsrepo's",
-                 "worktree": "rebase of a push of lfsrepo's", "temp": "git or git-lfs transfer"}
+                 "worktree": "rebase of a push of lfsrepo's", "temp": "git or git-lfs command"}
 
 
 def remove_partial_lfs_files(git_dir: str) -> list[str]:
@@ -237,6 +239,13 @@ def _listdir(folder: str) -> list[str]:
         return os.listdir(folder)
     except OSError:
         return []
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def _mtime(path: str) -> float:
