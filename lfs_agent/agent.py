@@ -43,9 +43,17 @@ def git_common_dir(cwd: str | None = None) -> str | None:
         True
     """
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=cwd,
-            capture_output=True, text=True, check=True, timeout=30).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -136,8 +144,9 @@ class Agent:
             raise ProtocolError(f"{event} before init")
         oid = message["oid"]
         if event != self.operation:
-            self.writer.error(oid, 400, f"{event} request in a session initialised for "
-                                        f"{self.operation}")
+            self.writer.error(
+                oid, 400, f"{event} request in a session initialised for {self.operation}"
+            )
             return True
         self._transfer_one(message)
         return True
@@ -165,8 +174,12 @@ class Agent:
             self.writer.error(oid, code if isinstance(code, int) else 500, text)
         except Exception as error:  # noqa: BLE001 - one object's bug must not end the session
             log.debug(traceback.format_exc())
-            self.writer.error(oid, 500, f"{message['event']} of {oid} failed: unexpected "
-                                        f"{type(error).__name__}: {log.redact(str(error))}")
+            self.writer.error(
+                oid,
+                500,
+                f"{message['event']} of {oid} failed: unexpected "
+                f"{type(error).__name__}: {log.redact(str(error))}",
+            )
 
     def _transfers(self) -> Any:
         if self._transfer is None:
@@ -174,8 +187,9 @@ class Agent:
                 from lfs_agent.upload import Uploader
 
                 journal_dir, legacy_dir = journal_dirs()
-                self._transfer = Uploader(self.concurrency, journal_dir,
-                                          legacy_journal_dir=legacy_dir)
+                self._transfer = Uploader(
+                    self.concurrency, journal_dir, legacy_journal_dir=legacy_dir
+                )
             else:
                 from lfs_agent.download import Downloader
 
@@ -213,8 +227,10 @@ def run(stdin: IO[bytes], writer: MessageWriter, concurrency: int | None = None)
         import resource
 
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        log.debug(f"terminate: cpu {usage.ru_utime:.2f}s user {usage.ru_stime:.2f}s sys, "
-                  f"peak rss {usage.ru_maxrss // 1024} MiB")
+        log.debug(
+            f"terminate: cpu {usage.ru_utime:.2f}s user {usage.ru_stime:.2f}s sys, "
+            f"peak rss {usage.ru_maxrss // 1024} MiB"
+        )
     return 0
 
 
@@ -227,16 +243,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Example:
         $ python -m lfs_agent --log /tmp/agent.log
     """
-    parser = argparse.ArgumentParser(prog="lfs-multipart-upload",
-                                     description="git-lfs custom transfer agent (multipart)")
+    parser = argparse.ArgumentParser(
+        prog="lfs-multipart-upload", description="git-lfs custom transfer agent (multipart)"
+    )
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--log", default=os.environ.get("LFSREPO_AGENT_LOG"))
     args = parser.parse_args(argv)
     if args.concurrency is None:
         configured = os.environ.get("LFSREPO_AGENT_CONCURRENCY", "").strip() or "0"
         if not configured.isdigit():
-            parser.error(f"LFSREPO_AGENT_CONCURRENCY must be a non-negative integer, "
-                         f"got {configured!r}")
+            parser.error(
+                f"LFSREPO_AGENT_CONCURRENCY must be a non-negative integer, got {configured!r}"
+            )
         args.concurrency = int(configured) or None
     protocol_fd = os.dup(sys.stdout.fileno())
     sys.stdout.flush()
@@ -244,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = sys.stderr
     log.configure(args.log)
     warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: (
-        log.debug(f"{category.__name__}: {message} ({filename}:{lineno})"))
+        log.debug(f"{category.__name__}: {message} ({filename}:{lineno})")
+    )
     threading.Thread(target=_import_transfers, daemon=True).start()
     try:
         return run(sys.stdin.buffer, MessageWriter(protocol_fd), args.concurrency)

@@ -20,15 +20,21 @@ def add_agent_commands(subparsers: argparse._SubParsersAction) -> None:
     enable = subparsers.add_parser(
         "lfs-enable-largefiles",
         help="let git-lfs upload files over 5 GB in parallel parts in this clone",
-        description="Write the lfs.customtransfer.multipart.* config into the clone at PATH.")
+        description="Write the lfs.customtransfer.multipart.* config into the clone at PATH.",
+    )
     enable.add_argument("path", metavar="PATH", help="a git clone")
     enable.set_defaults(func=_enable)
     agent = subparsers.add_parser(
         "lfs-multipart-upload",
         help="the transfer agent git-lfs starts (not for direct use)",
-        description="Speak git-lfs's custom transfer protocol on stdin/stdout.")
-    agent.add_argument("--concurrency", type=int, default=None,
-                       help="parts in flight (default: git-lfs's lfs.concurrenttransfers)")
+        description="Speak git-lfs's custom transfer protocol on stdin/stdout.",
+    )
+    agent.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="parts in flight (default: git-lfs's lfs.concurrenttransfers)",
+    )
     agent.add_argument("--log", default=None, help="debug log file (default: $LFSREPO_AGENT_LOG)")
     agent.set_defaults(func=_agent)
 

@@ -51,8 +51,9 @@ class Downloader:
         4
     """
 
-    def __init__(self, concurrency: int, temp_dir: str,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self, concurrency: int, temp_dir: str, session: requests.Session | None = None
+    ) -> None:
         self.concurrency = max(1, concurrency)
         self.temp_dir = temp_dir
         self.session = session or new_session(self.concurrency + 2)
@@ -73,8 +74,9 @@ class Downloader:
             if size <= range_size or not self._supports_range(action["href"], headers):
                 self._fetch(fd, action["href"], headers, 0, size, progress, None, ranged=False)
             else:
-                self._fetch_ranges(fd, action["href"], headers,
-                                   split_ranges(size, range_size), progress)
+                self._fetch_ranges(
+                    fd, action["href"], headers, split_ranges(size, range_size), progress
+                )
         except BaseException:
             os.close(fd)
             os.unlink(path)
@@ -85,31 +87,52 @@ class Downloader:
 
     def _supports_range(self, href: str, headers: dict[str, str]) -> bool:
         def send() -> requests.Response:
-            return self.session.get(href, headers={**headers, "Range": "bytes=0-0"},
-                                    stream=True, timeout=TIMEOUT)
+            return self.session.get(
+                href, headers={**headers, "Range": "bytes=0-0"}, stream=True, timeout=TIMEOUT
+            )
 
         response = with_retries("download", send)
         response.close()
         log.debug(f"range probe: HTTP {response.status_code}")
         return response.status_code == 206
 
-    def _fetch_ranges(self, fd: int, href: str, headers: dict[str, str],
-                      ranges: list[tuple[int, int]], progress: Progress) -> None:
+    def _fetch_ranges(
+        self,
+        fd: int,
+        href: str,
+        headers: dict[str, str],
+        ranges: list[tuple[int, int]],
+        progress: Progress,
+    ) -> None:
         stop = threading.Event()
         with ThreadPoolExecutor(min(self.concurrency, len(ranges)), "range") as pool:
-            futures = [pool.submit(self._fetch, fd, href, headers, offset, length, progress, stop)
-                       for offset, length in ranges]
+            futures = [
+                pool.submit(self._fetch, fd, href, headers, offset, length, progress, stop)
+                for offset, length in ranges
+            ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.exception() is not None for f in done):
                 stop.set()
                 for future in futures:
                     future.cancel()
-                errors = [f.exception() for f in futures if f.done() and not f.cancelled()
-                          and f.exception() is not None]
+                errors = [
+                    f.exception()
+                    for f in futures
+                    if f.done() and not f.cancelled() and f.exception() is not None
+                ]
                 raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
 
-    def _fetch(self, fd: int, href: str, headers: dict[str, str], offset: int, length: int,
-               progress: Progress, stop: threading.Event | None, ranged: bool = True) -> None:
+    def _fetch(
+        self,
+        fd: int,
+        href: str,
+        headers: dict[str, str],
+        offset: int,
+        length: int,
+        progress: Progress,
+        stop: threading.Event | None,
+        ranged: bool = True,
+    ) -> None:
         """Write bytes ``[offset, offset + length)``; a dropped body resumes where it stopped."""
         got = 0
         counter = progress.attempt(offset)
@@ -119,8 +142,7 @@ class Downloader:
                 request_headers["Range"] = f"bytes={offset + got}-{offset + length - 1}"
 
             def send(request_headers: dict[str, str] = request_headers) -> requests.Response:
-                return self.session.get(href, headers=request_headers, stream=True,
-                                        timeout=TIMEOUT)
+                return self.session.get(href, headers=request_headers, stream=True, timeout=TIMEOUT)
 
             try:
                 response = with_retries(f"bytes {offset}-{offset + length - 1}", send, stop)
@@ -131,8 +153,10 @@ class Downloader:
             if "Range" in request_headers and response.status_code != 206:
                 if ranged:
                     response.close()
-                    raise TransferError(response.status_code,
-                                        f"asked for a byte range, got HTTP {response.status_code}")
+                    raise TransferError(
+                        response.status_code,
+                        f"asked for a byte range, got HTTP {response.status_code}",
+                    )
                 # The server restarted from the first byte: so do we, counting afresh.
                 got, counter = 0, progress.attempt(offset)
             try:
@@ -140,8 +164,9 @@ class Downloader:
                     if got + len(block) > length:
                         if stop is not None:
                             stop.set()
-                        raise TransferError(response.status_code,
-                                            f"the server sent more than {length} bytes")
+                        raise TransferError(
+                            response.status_code, f"the server sent more than {length} bytes"
+                        )
                     os.pwrite(fd, block, offset + got)
                     got += len(block)
                     counter(len(block))
@@ -155,5 +180,8 @@ class Downloader:
                 time.sleep(backoff_delay(attempt, None))
             elif stop.wait(backoff_delay(attempt, None)):
                 raise Cancelled("download")
-        raise TransferError(0, f"bytes {offset}-{offset + length - 1}: connection kept dropping; "
-                               f"gave up after {ATTEMPTS} attempts")
+        raise TransferError(
+            0,
+            f"bytes {offset}-{offset + length - 1}: connection kept dropping; "
+            f"gave up after {ATTEMPTS} attempts",
+        )

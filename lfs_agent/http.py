@@ -64,8 +64,9 @@ def new_session(pool_size: int) -> requests.Session:
     """
     session = requests.Session()
     session.trust_env = True
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size,
-                                            max_retries=0)
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4, pool_maxsize=pool_size, max_retries=0
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -83,8 +84,9 @@ class FileSlice:
         b'cde'
     """
 
-    def __init__(self, path: str, offset: int, length: int,
-                 on_sent: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, path: str, offset: int, length: int, on_sent: Callable[[int], None] | None = None
+    ) -> None:
         self.path, self.offset, self.length, self.on_sent = path, offset, length, on_sent
 
     def __len__(self) -> int:
@@ -98,7 +100,9 @@ class FileSlice:
                 block = os.pread(source.fileno(), min(block_size, end - position), position)
                 block_size = READ_BLOCK
                 if not block:
-                    raise OSError(f"{self.path} is shorter than expected ({position} < {end} bytes)")
+                    raise OSError(
+                        f"{self.path} is shorter than expected ({position} < {end} bytes)"
+                    )
                 position += len(block)
                 yield block
                 if self.on_sent is not None:
@@ -134,7 +138,7 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     """
     if retry_after is not None:
         return min(retry_after, 60.0)
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 def server_message(response: requests.Response) -> str:
@@ -156,9 +160,12 @@ def server_message(response: requests.Response) -> str:
     return log.redact(f"HTTP {response.status_code}: {text}".rstrip(": "))
 
 
-def with_retries(what: str, send: Callable[[], requests.Response],
-                 stop: threading.Event | None = None,
-                 attempts: int | None = None) -> requests.Response:
+def with_retries(
+    what: str,
+    send: Callable[[], requests.Response],
+    stop: threading.Event | None = None,
+    attempts: int | None = None,
+) -> requests.Response:
     """Call ``send`` until it returns a success, retrying what retrying can fix.
 
     Retries 5xx, 408, 429, timeouts and dropped connections with backoff; raises TransferError at
@@ -177,8 +184,11 @@ def with_retries(what: str, send: Callable[[], requests.Response],
         retry_after = None
         try:
             response = send()
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as error:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             problem = f"{what}: connection failed ({type(error).__name__})"
             code = 0
         else:

@@ -18,8 +18,10 @@ _SECRETS = [
     (re.compile(r"(https?://[^\s\"'?]*)\?[^\s\"']*"), r"\1?<redacted>"),
     (re.compile(r"(?i)(authorization\"?\s*[:=]\s*\"?)[^\"\n]*"), r"\1<redacted>"),
     (re.compile(r"(https?://)[^/\s:@]+(:[^/\s@]*)?@"), r"\1<redacted>@"),
-    (re.compile(r"(?i)((?:token|signature|credential)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"),
-     r"\1<redacted>"),
+    (
+        re.compile(r"(?i)((?:token|signature|credential)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"),
+        r"\1<redacted>",
+    ),
 ]
 
 _lock = threading.Lock()

@@ -95,12 +95,21 @@ class Progress:
         now = time.monotonic()
         if self._reported == 0:
             log.debug(f"{self.oid}: first bytes on the wire")
-        if (self._reported == 0 or self.bytes_so_far == self.size
-                or now - self._reported_at >= INTERVAL):
+        if (
+            self._reported == 0
+            or self.bytes_so_far == self.size
+            or now - self._reported_at >= INTERVAL
+        ):
             self._report(now)
 
     def _report(self, now: float | None = None) -> None:
-        self._writer.write({"event": "progress", "oid": self.oid, "bytesSoFar": self.bytes_so_far,
-                            "bytesSinceLast": self.bytes_so_far - self._reported})
+        self._writer.write(
+            {
+                "event": "progress",
+                "oid": self.oid,
+                "bytesSoFar": self.bytes_so_far,
+                "bytesSinceLast": self.bytes_so_far - self._reported,
+            }
+        )
         self._reported = self.bytes_so_far
         self._reported_at = time.monotonic() if now is None else now

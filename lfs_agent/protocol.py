@@ -48,11 +48,14 @@ def parse_message(line: str | bytes) -> dict[str, Any]:
         raise ProtocolError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
     if event == "init":
         if message.get("operation") not in ("upload", "download"):
-            raise ProtocolError(f"init: operation must be 'upload' or 'download', "
-                                f"got {message.get('operation')!r}")
+            raise ProtocolError(
+                f"init: operation must be 'upload' or 'download', got {message.get('operation')!r}"
+            )
         count = message.get("concurrenttransfers", 8)
         if not _is_int(count) or count < 1:
-            raise ProtocolError(f"init: concurrenttransfers must be a positive integer, got {count!r}")
+            raise ProtocolError(
+                f"init: concurrenttransfers must be a positive integer, got {count!r}"
+            )
     elif event in ("upload", "download"):
         _validate_transfer(message)
     return message
@@ -69,14 +72,17 @@ def _validate_transfer(message: dict[str, Any]) -> None:
     size = message.get("size")
     if not _is_int(size) or size < 0:
         raise ProtocolError(f"size must be a non-negative integer, got {size!r}", oid)
-    if message["event"] == "upload" and (not isinstance(message.get("path"), str)
-                                         or not message["path"]):
+    if message["event"] == "upload" and (
+        not isinstance(message.get("path"), str) or not message["path"]
+    ):
         raise ProtocolError(f"path must be a non-empty string, got {message.get('path')!r}", oid)
     action = message.get("action")
     if not isinstance(action, dict):
         raise ProtocolError(f"action must be an object, got {action!r}", oid)
     if not isinstance(action.get("href"), str) or not action["href"]:
-        raise ProtocolError(f"action.href must be a non-empty string, got {action.get('href')!r}", oid)
+        raise ProtocolError(
+            f"action.href must be a non-empty string, got {action.get('href')!r}", oid
+        )
     header = action.get("header", {})
     if header is None:
         header = action["header"] = {}
@@ -109,7 +115,7 @@ class MessageWriter:
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         with self._lock:
             while data:
-                data = data[os.write(self._fd, data):]
+                data = data[os.write(self._fd, data) :]
 
     def error(self, oid: str, code: int, text: str) -> None:
         """Report a failed object: ``complete`` with an error, as the protocol wants.

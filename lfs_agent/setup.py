@@ -56,20 +56,41 @@ def enable_largefiles(path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise NotAGitCloneError(f"{path}: no such directory")
-    probe = subprocess.run(["git", "-C", path, "rev-parse", "--is-inside-work-tree"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["git", "-C", path, "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0 or probe.stdout.strip() != "true":
-        raise NotAGitCloneError(f"{path}: not a git clone (git says: "
-                                f"{probe.stderr.strip() or probe.stdout.strip()})")
-    current = subprocess.run(["git", "-C", path, "config", "--local", "-z", "--get-regexp",
-                              rf"^lfs\.customtransfer\.{AGENT}\."],
-                             capture_output=True, text=True, check=False).stdout
+        raise NotAGitCloneError(
+            f"{path}: not a git clone (git says: {probe.stderr.strip() or probe.stdout.strip()})"
+        )
+    current = subprocess.run(
+        [
+            "git",
+            "-C",
+            path,
+            "config",
+            "--local",
+            "-z",
+            "--get-regexp",
+            rf"^lfs\.customtransfer\.{AGENT}\.",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     have = [entry.partition("\n")[::2] for entry in current.split("\0") if entry]
     for key, value in agent_settings().items():
         if have.count((key.lower(), value)) == 1 and sum(k == key.lower() for k, _ in have) == 1:
             continue  # already set, once: a Repository() per training step costs one git call
-        result = subprocess.run(["git", "-C", path, "config", "--local", "--replace-all", key,
-                                 value], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["git", "-C", path, "config", "--local", "--replace-all", key, value],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise NotAGitCloneError(f"{path}: cannot set {key}: {result.stderr.strip()}")
 
@@ -82,5 +103,7 @@ def agent_command() -> str:
         True
     """
     settings = agent_settings()
-    return f"{shlex.quote(settings[f'lfs.customtransfer.{AGENT}.path'])} " \
-           f"{settings[f'lfs.customtransfer.{AGENT}.args']}"
+    return (
+        f"{shlex.quote(settings[f'lfs.customtransfer.{AGENT}.path'])} "
+        f"{settings[f'lfs.customtransfer.{AGENT}.args']}"
+    )

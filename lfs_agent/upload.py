@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -111,8 +112,10 @@ def plan_parts(size: int, header: dict[str, str]) -> Plan:
             problems.append("missing: " + _numbers(missing))
         if extra:
             problems.append("unexpected: " + _numbers(extra))
-        raise ActionError(f"a {size}-byte object in {chunk_size}-byte chunks needs parts "
-                          f"1..{count}; {'; '.join(problems)}")
+        raise ActionError(
+            f"a {size}-byte object in {chunk_size}-byte chunks needs parts "
+            f"1..{count}; {'; '.join(problems)}"
+        )
     parts = tuple(
         Part(n, urls[n], (n - 1) * chunk_size, min(chunk_size, size - (n - 1) * chunk_size))
         for n in range(1, count + 1)
@@ -181,10 +184,8 @@ class Journal:
         with self._lock:
             self.etags = {}
             if self.path is not None:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
 
 
 def journal_name(oid: str) -> str:
@@ -197,8 +198,9 @@ def journal_name(oid: str) -> str:
     return f"{JOURNAL_PREFIX}{oid}.json"
 
 
-def prune_journals(directory: str, max_age: float = JOURNAL_MAX_AGE,
-                   now: float | None = None) -> list[str]:
+def prune_journals(
+    directory: str, max_age: float = JOURNAL_MAX_AGE, now: float | None = None
+) -> list[str]:
     """Delete the journals in ``directory`` last written over ``max_age`` seconds ago.
 
     Only files named like journals (and their half-written temporaries) are touched, so this is
@@ -263,9 +265,13 @@ class Uploader:
         4
     """
 
-    def __init__(self, concurrency: int, journal_dir: str | None,
-                 session: requests.Session | None = None,
-                 legacy_journal_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        journal_dir: str | None,
+        session: requests.Session | None = None,
+        legacy_journal_dir: str | None = None,
+    ) -> None:
         self.concurrency = max(1, concurrency)
         self.journal_dir = journal_dir
         self.legacy_journal_dir = legacy_journal_dir
@@ -307,8 +313,9 @@ class Uploader:
         journal.remove()
         progress.finish()
 
-    def _single_put(self, path: str, size: int, href: str, header: dict[str, str],
-                    progress: Progress) -> None:
+    def _single_put(
+        self, path: str, size: int, href: str, header: dict[str, str], progress: Progress
+    ) -> None:
         headers = {**header, "Content-Length": str(size)}
 
         def send() -> requests.Response:
@@ -331,20 +338,25 @@ class Uploader:
             return
         stop = threading.Event()
         with ThreadPoolExecutor(min(self.concurrency, len(todo)), "part") as pool:
-            futures = [pool.submit(self._put_part, path, part, journal, progress, stop)
-                       for part in todo]
+            futures = [
+                pool.submit(self._put_part, path, part, journal, progress, stop) for part in todo
+            ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
                 stop.set()  # parts not yet started give up; the ones on the wire finish or time out
                 for future in futures:
                     future.cancel()
-                errors = [f.exception() for f in futures if f.done() and not f.cancelled()
-                          and f.exception() is not None]
+                errors = [
+                    f.exception()
+                    for f in futures
+                    if f.done() and not f.cancelled() and f.exception() is not None
+                ]
                 raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
 
-    def _put_part(self, path: str, part: Part, journal: Journal, progress: Progress,
-                  stop: threading.Event) -> None:
+    def _put_part(
+        self, path: str, part: Part, journal: Journal, progress: Progress, stop: threading.Event
+    ) -> None:
         headers = {"Content-Length": str(part.length)}
 
         def send() -> requests.Response:
@@ -366,21 +378,30 @@ class Uploader:
         etag = response.headers.get("ETag")
         response.close()
         if not etag:
-            raise TransferError(response.status_code,
-                                f"part {part.number}: the server sent no ETag")
+            raise TransferError(
+                response.status_code, f"part {part.number}: the server sent no ETag"
+            )
         journal.record(part.number, etag)
         log.debug(f"part {part.number} done ({part.length} bytes)")
 
     def _complete(self, oid: str, href: str, plan: Plan, journal: Journal) -> None:
-        body = json.dumps({"oid": oid, "parts": [
-            {"partNumber": part.number, "etag": journal.etags[part.number]}
-            for part in plan.parts
-        ]})
+        body = json.dumps(
+            {
+                "oid": oid,
+                "parts": [
+                    {"partNumber": part.number, "etag": journal.etags[part.number]}
+                    for part in plan.parts
+                ],
+            }
+        )
 
         def send() -> requests.Response:
-            return self.session.post(href, data=body, timeout=COMPLETION_TIMEOUT, headers={
-                "Content-Type": "application/json", "Accept": "application/json"})
+            return self.session.post(
+                href,
+                data=body,
+                timeout=COMPLETION_TIMEOUT,
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+            )
 
         # Completing is idempotent for an S3-style store (same parts, same object), so retry it.
         with_retries("completing the upload", send).close()
-

@@ -37,8 +37,13 @@ CREDENTIAL_HOST = "LFSREPO_CREDENTIAL_HOST"
 CREDENTIAL_USERNAME = "LFSREPO_CREDENTIAL_USERNAME"
 CREDENTIAL_PASSWORD = "LFSREPO_CREDENTIAL_PASSWORD"
 CREDENTIAL_REJECTED = "LFSREPO_CREDENTIAL_REJECTED"
-CREDENTIAL_VARIABLES = (CREDENTIAL_PROTOCOL, CREDENTIAL_HOST, CREDENTIAL_USERNAME,
-                        CREDENTIAL_PASSWORD, CREDENTIAL_REJECTED)
+CREDENTIAL_VARIABLES = (
+    CREDENTIAL_PROTOCOL,
+    CREDENTIAL_HOST,
+    CREDENTIAL_USERNAME,
+    CREDENTIAL_PASSWORD,
+    CREDENTIAL_REJECTED,
+)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -53,12 +58,12 @@ CREDENTIAL_HELPER = (
     "while IFS= read -r line; do case $line in "
     "protocol=*) p=${line#protocol=};; host=*) h=${line#host=};; '') break;; esac; done; "
     "case $p:$h in https:*:443) h=${h%:443};; http:*:80) h=${h%:80};; esac; "
-    f"test -n \"$p\" && test \"$p\" = \"${CREDENTIAL_PROTOCOL}\" && "
-    f"test \"$h\" = \"${CREDENTIAL_HOST}\" || exit 0; "
-    f"case $1 in erase) : > \"${CREDENTIAL_REJECTED}\";; "
-    f"get) test -e \"${CREDENTIAL_REJECTED}\" || "
+    f'test -n "$p" && test "$p" = "${CREDENTIAL_PROTOCOL}" && '
+    f'test "$h" = "${CREDENTIAL_HOST}" || exit 0; '
+    f'case $1 in erase) : > "${CREDENTIAL_REJECTED}";; '
+    f'get) test -e "${CREDENTIAL_REJECTED}" || '
     f"printf 'username=%s\\npassword=%s\\n' "
-    f"\"${CREDENTIAL_USERNAME}\" \"${CREDENTIAL_PASSWORD}\";; "
+    f'"${CREDENTIAL_USERNAME}" "${CREDENTIAL_PASSWORD}";; '
     "esac; }; f"
 )
 
@@ -109,8 +114,10 @@ class Token:
         if not self.value:
             raise ValueError("a token must not be empty")
         if any(character in self.value for character in "\r\n\0"):
-            raise ValueError("a token must not contain a line break or NUL; check how it was read "
-                             "(a trailing newline from a file, for example)")
+            raise ValueError(
+                "a token must not contain a line break or NUL; check how it was read "
+                "(a trailing newline from a file, for example)"
+            )
 
     def basic_credentials(self, remote_url: str | None) -> tuple[str, str]:
         """The (username, password) pair for ``remote_url``: its own username, else ``user``."""
@@ -192,8 +199,11 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     username, has_secret, secret = userinfo.partition(":")
     clean = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
-    return (clean, urllib.parse.unquote(username) or None,
-            urllib.parse.unquote(secret) if has_secret and secret else None)
+    return (
+        clean,
+        urllib.parse.unquote(username) or None,
+        urllib.parse.unquote(secret) if has_secret and secret else None,
+    )
 
 
 def without_credentials(url: str) -> str:

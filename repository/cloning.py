@@ -52,14 +52,16 @@ def resume(local_dir: str) -> None:
     if not os.path.isdir(staging):
         return
     if os.path.exists(os.path.join(staging, ".git", _UNFINISHED)):
-        logger.warning("Finishing a clone into %s that was killed while moving into place",
-                       local_dir)
+        logger.warning(
+            "Finishing a clone into %s that was killed while moving into place", local_dir
+        )
         _move_into_place(local_dir)
     elif os.path.exists(os.path.join(local_dir, ".git")):
         shutil.rmtree(staging)  # emptied already: killed just before removing it
     else:
-        logger.warning("Removing a clone into %s that was killed before it finished; cloning "
-                       "again", local_dir)
+        logger.warning(
+            "Removing a clone into %s that was killed before it finished; cloning again", local_dir
+        )
         shutil.rmtree(staging)
 
 

@@ -223,7 +223,11 @@ class CommandQueue:
         _ALL_QUEUES.add(self)
 
     def submit(
-        self, title: str, job: Callable[[CommandInProgress], int], *, listed: bool = True,
+        self,
+        title: str,
+        job: Callable[[CommandInProgress], int],
+        *,
+        listed: bool = True,
         subject: str = "",
     ) -> CommandInProgress:
         """Queue ``job`` (which returns an exit code) and return its :class:`CommandInProgress` at once.
@@ -352,14 +356,23 @@ def wait_for_all_commands(
     if not pending:
         return True
     if announce:
-        lines = [f"  {queue.name}: {command.describe()}" for queue, cmds in pending for command in cmds]
-        print(f"lfsrepo: waiting for background git commands to finish ({stop_hint} to stop):",
-              *lines, sep="\n", file=sys.stderr, flush=True)
+        lines = [
+            f"  {queue.name}: {command.describe()}" for queue, cmds in pending for command in cmds
+        ]
+        print(
+            f"lfsrepo: waiting for background git commands to finish ({stop_hint} to stop):",
+            *lines,
+            sep="\n",
+            file=sys.stderr,
+            flush=True,
+        )
     # One deadline for all clones: N slow queues must not wait N x timeout.
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        if all(queue.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-               for queue, _ in pending):
+        if all(
+            queue.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            for queue, _ in pending
+        ):
             return True
         why = f"still running after {timeout:g} s"
     except (KeyboardInterrupt, StopWaiting):
@@ -368,8 +381,12 @@ def wait_for_all_commands(
     descriptions = [command.describe() for command in stopped]
     for command in stopped:
         command.terminate()
-    print(f"lfsrepo: stopped waiting; {why}, left for the next run (the commits stay in the "
-          "clone): " + "; ".join(descriptions), file=sys.stderr, flush=True)
+    print(
+        f"lfsrepo: stopped waiting; {why}, left for the next run (the commits stay in the "
+        "clone): " + "; ".join(descriptions),
+        file=sys.stderr,
+        flush=True,
+    )
     return False
 
 

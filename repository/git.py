@@ -261,7 +261,9 @@ class GitRunner:
         with process:
             try:
                 stdout, stderr = process.communicate(input if input is not None else b"")
-            except BaseException:  # Ctrl-C, mostly: stop git and everything it started, then re-raise
+            except (
+                BaseException
+            ):  # Ctrl-C, mostly: stop git and everything it started, then re-raise
                 stop_process_group(process)
                 raise
         result = GitResult(

@@ -80,7 +80,9 @@ def remote_urls(folder: str | os.PathLike[str]) -> list[str]:
         >>> remote_urls("/")
         []
     """
-    result = _runner(folder).run(["config", "-z", "--get-regexp", r"^remote\..*\.url$"], check=False)
+    result = _runner(folder).run(
+        ["config", "-z", "--get-regexp", r"^remote\..*\.url$"], check=False
+    )
     if not result.ok:
         return []
     return [entry.partition("\n")[2] for entry in split_nul(result.stdout)]
@@ -129,7 +131,9 @@ def is_binary_file(filename: str | os.PathLike[str]) -> bool:
     return lfs.is_binary_file(filename)
 
 
-def files_to_be_staged(pattern: str = ".", folder: str | os.PathLike[str] | None = None) -> list[str]:
+def files_to_be_staged(
+    pattern: str = ".", folder: str | os.PathLike[str] | None = None
+) -> list[str]:
     """Modified, deleted and untracked files under ``pattern`` in the clone at ``folder``.
 
     Example:
@@ -155,10 +159,11 @@ def is_tracked_upstream(folder: str | os.PathLike[str]) -> bool:
     )
     if result.ok:
         return True
-    if _inside_work_tree(runner) and not runner.run(["symbolic-ref", "-q", "HEAD"],
-                                                    check=False).ok:
-        raise RepositoryError(f"{os.fspath(folder)}: No branch checked out (HEAD is detached); "
-                              "check out a branch first")
+    if _inside_work_tree(runner) and not runner.run(["symbolic-ref", "-q", "HEAD"], check=False).ok:
+        raise RepositoryError(
+            f"{os.fspath(folder)}: No branch checked out (HEAD is detached); "
+            "check out a branch first"
+        )
     return False
 
 

@@ -104,7 +104,9 @@ def deleted_files(runner: GitRunner) -> list[str]:
         >>> isinstance(deleted_files(GitRunner(".")), list)
         True
     """
-    fields = split_nul(runner.run(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).stdout)
+    fields = split_nul(
+        runner.run(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).stdout
+    )
     deleted: list[str] = []
     index = 0
     while index < len(fields):
@@ -126,7 +128,7 @@ def escape_pattern(path: str) -> str:
     """
     escaped = []
     for char in path:
-        if char in "\\*?[]!#\"":
+        if char in '\\*?[]!#"':
             escaped.append("\\" + char)
         elif char in " \t":
             escaped.append("[[:space:]]")

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -97,7 +98,7 @@ class LfsProgress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> LfsProgress:  # noqa: PYI034 - no typing.Self on Python 3.10
+    def __enter__(self) -> LfsProgress:
         self._thread = threading.Thread(target=self._follow, name="lfs-progress", daemon=True)
         self._thread.start()
         return self
@@ -108,10 +109,8 @@ class LfsProgress:
             self._thread.join()
         for bar in self._bars.values():
             bar.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
         os.rmdir(self._directory)
 
     def summary(self) -> str:
@@ -166,8 +165,12 @@ class LfsProgress:
         bar = self._bars.get(line.name)
         if bar is None:
             bar = tqdm(
-                total=line.total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=f"{line.direction} {line.name}", leave=True,
+                total=line.total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"{line.direction} {line.name}",
+                leave=True,
             )
             self._bars[line.name] = bar
         bar.update(line.bytes_so_far - bar.n)

@@ -80,7 +80,11 @@ class RebaseRaced(Exception):
 
 
 def rebase_onto_remote(
-    git: GitRunner, git_dir: str, remote: GitRunner, target: PushTarget, commit: str,
+    git: GitRunner,
+    git_dir: str,
+    remote: GitRunner,
+    target: PushTarget,
+    commit: str,
     env: Mapping[str, str],
 ) -> str:
     """Rebase ``commit`` (the queued commit, or its last rebase) onto the remote branch; return
@@ -169,7 +173,9 @@ def _rebase_in_worktree(
 
 def _conflict(target: PushTarget, result: GitResult) -> PushRejectedError:
     return PushRejectedError(
-        result.command, result.returncode, result.stdout,
+        result.command,
+        result.returncode,
+        result.stdout,
         f"the remote moved on and rebasing onto it failed; resolve by hand "
         f"(git pull --rebase {target.remote} {target.remote_branch}):\n{result.stderr}",
     )

@@ -33,8 +33,15 @@ from .git import GitRunner
 logger = logging.getLogger(__name__)
 
 # The lock files git takes at the top of its directory; refs/**/*.lock are found by a walk.
-_TOP_LOCKS = ("index.lock", "HEAD.lock", "ORIG_HEAD.lock", "FETCH_HEAD.lock", "config.lock",
-              "shallow.lock", "packed-refs.lock")
+_TOP_LOCKS = (
+    "index.lock",
+    "HEAD.lock",
+    "ORIG_HEAD.lock",
+    "FETCH_HEAD.lock",
+    "config.lock",
+    "shallow.lock",
+    "packed-refs.lock",
+)
 # Without /proc, a leftover must be older than this to count as stale.
 STALE_WITHOUT_PROC_S = 3600
 # lfsrepo's rebases and pulls say so here while they run (see :func:`rewriting_history`).
@@ -61,22 +68,34 @@ def leftovers(git_dir: str) -> list[Leftover]:
     found = [item for item in found if os.path.lexists(item.path)]
     for root in (os.path.join(git_dir, "refs"), os.path.join(git_dir, "worktrees")):
         for folder, _, files in os.walk(root):
-            found += [Leftover(os.path.join(folder, name), "lock")
-                      for name in files if name.endswith(".lock")]
+            found += [
+                Leftover(os.path.join(folder, name), "lock")
+                for name in files
+                if name.endswith(".lock")
+            ]
     if os.path.exists(os.path.join(git_dir, REWRITE_MARKER)):
         found.append(Leftover(os.path.join(git_dir, REWRITE_MARKER), "rebase"))
     ours = os.path.join(git_dir, "lfsrepo")
-    found += [Leftover(os.path.join(ours, name), "worktree")
-              for name in _listdir(ours) if name.startswith("rebase-")]
+    found += [
+        Leftover(os.path.join(ours, name), "worktree")
+        for name in _listdir(ours)
+        if name.startswith("rebase-")
+    ]
     temp = os.path.join(git_dir, "lfs", "tmp")
     # A partial copy of the clean filter holds space (a checkpoint's worth) until git-lfs's own
     # hourly clean-up. git-lfs leaves empty files there in normal use: those are not evidence.
     # An upload journal of an older agent is not garbage either: it resumes.
-    found += [Leftover(os.path.join(temp, name), "temp") for name in _listdir(temp)
-              if not name.startswith("lfsrepo-multipart-") and _size(os.path.join(temp, name))]
+    found += [
+        Leftover(os.path.join(temp, name), "temp")
+        for name in _listdir(temp)
+        if not name.startswith("lfsrepo-multipart-") and _size(os.path.join(temp, name))
+    ]
     packs = os.path.join(git_dir, "objects", "pack")
-    found += [Leftover(os.path.join(packs, name), "temp")
-              for name in _listdir(packs) if name.startswith(("tmp_pack_", "tmp_idx_"))]
+    found += [
+        Leftover(os.path.join(packs, name), "temp")
+        for name in _listdir(packs)
+        if name.startswith(("tmp_pack_", "tmp_idx_"))
+    ]
     return found
 
 
@@ -105,16 +124,23 @@ def repair(git: GitRunner, git_dir: str) -> list[Leftover]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(item.path)
         repaired.append(item)
-        logger.warning("Removed %s, left by a %s that was killed (no live process uses %s)",
-                       os.path.relpath(item.path, git.workdir), _WHAT_LEFT_IT[item.kind],
-                       git.workdir)
+        logger.warning(
+            "Removed %s, left by a %s that was killed (no live process uses %s)",
+            os.path.relpath(item.path, git.workdir),
+            _WHAT_LEFT_IT[item.kind],
+            git.workdir,
+        )
     if any(item.kind == "worktree" for item in repaired):
         git.run(["worktree", "prune"], check=False)
     return repaired
 
 
-_WHAT_LEFT_IT = {"lock": "git command", "rebase": "rebase or pull of lfsrepo's",
-                 "worktree": "rebase of a push of lfsrepo's", "temp": "git or git-lfs command"}
+_WHAT_LEFT_IT = {
+    "lock": "git command",
+    "rebase": "rebase or pull of lfsrepo's",
+    "worktree": "rebase of a push of lfsrepo's",
+    "temp": "git or git-lfs command",
+}
 
 
 def remove_partial_lfs_files(git_dir: str) -> list[str]:
@@ -148,9 +174,12 @@ def repair_index(git: GitRunner, git_dir: str) -> bool:
     os.replace(index, index + ".damaged")
     has_head = git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
     git.run(["read-tree", "HEAD"] if has_head else ["read-tree", "--empty"])
-    logger.warning("The index of %s was damaged (a write cut short); rebuilt it from HEAD and "
-                   "kept the damaged one as .git/index.damaged. Changes staged before stay in the "
-                   "working tree and are staged again by the next add.", git.workdir)
+    logger.warning(
+        "The index of %s was damaged (a write cut short); rebuilt it from HEAD and "
+        "kept the damaged one as .git/index.damaged. Changes staged before stay in the "
+        "working tree and are staged again by the next add.",
+        git.workdir,
+    )
     return True
 
 
@@ -176,8 +205,9 @@ def rewriting_history(git_dir: str) -> Iterator[None]:
 
 
 def _abort_rebase(git: GitRunner, git_dir: str) -> None:
-    if any(os.path.exists(os.path.join(git_dir, name)) for name in ("rebase-merge",
-                                                                    "rebase-apply")):
+    if any(
+        os.path.exists(os.path.join(git_dir, name)) for name in ("rebase-merge", "rebase-apply")
+    ):
         git.run(["rebase", "--abort"], check=False)  # also puts an autostash back
     elif os.path.exists(os.path.join(git_dir, "MERGE_HEAD")):
         git.run(["merge", "--abort"], check=False)

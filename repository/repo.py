@@ -239,7 +239,9 @@ class Repository:
         if not remote:
             args = ["rev-parse", "-q", "--verify", f"refs/tags/{tag_name}"]
             return self._git.run(args, check=False).ok
-        result = self._for_remote(remote).run(["ls-remote", "--tags", remote, f"refs/tags/{tag_name}"])
+        result = self._for_remote(remote).run(
+            ["ls-remote", "--tags", remote, f"refs/tags/{tag_name}"]
+        )
         return bool(result.stdout.strip())
 
     # ----- clone and configuration ---------------------------------------------------------
@@ -375,8 +377,12 @@ class Repository:
         self._queue.wait()
         args = ["lfs", "pull"] if lfs else ["pull", *(["--rebase"] if rebase else [])]
         progress = LfsProgress(bars_wanted(self._progress_bars))
-        with self._locked(), recovery.rewriting_history(self._git_dir), progress, \
-                self._disk_full_is_an_error("pulling", "the branch is as before"):
+        with (
+            self._locked(),
+            recovery.rewriting_history(self._git_dir),
+            progress,
+            self._disk_full_is_an_error("pulling", "the branch is as before"),
+        ):
             self._git.run(args, env=progress.environment)
 
     def git_add(self, pattern: str = ".", auto_lfs_track: bool = False) -> None:
@@ -387,8 +393,12 @@ class Repository:
         Example:
             >>> repo.git_add("weights/", auto_lfs_track=True)  # doctest: +SKIP
         """
-        with self._locked(), self._disk_full_is_an_error(
-                "staging", "nothing was staged (the index and HEAD are as before)"):
+        with (
+            self._locked(),
+            self._disk_full_is_an_error(
+                "staging", "nothing was staged (the index and HEAD are as before)"
+            ),
+        ):
             extra: list[str] = []
             if auto_lfs_track:
                 tracked, through_lfs = self._auto_track(pattern, binary=True, large=True)
@@ -405,12 +415,16 @@ class Repository:
     def _stage(self, pathspecs: list[str], through_lfs: list[str]) -> None:
         """``git add`` what ``pathspecs`` name, once the disk has room for the LFS objects of
         ``through_lfs``; durable on disk when it returns."""
-        sizes = [os.path.getsize(full) for full in (os.path.join(self.local_dir, path)
-                                                  for path in through_lfs) if os.path.isfile(full)]
+        sizes = [
+            os.path.getsize(full)
+            for full in (os.path.join(self.local_dir, path) for path in through_lfs)
+            if os.path.isfile(full)
+        ]
         lfs_objects = os.path.join(self._git_dir, "lfs")
         os.makedirs(lfs_objects, exist_ok=True)
-        disk.require_free_space(lfs_objects, sum(sizes),
-                                f"the Git LFS copies of {len(sizes)} file(s) to stage")
+        disk.require_free_space(
+            lfs_objects, sum(sizes), f"the Git LFS copies of {len(sizes)} file(s) to stage"
+        )
         # Loose objects are made durable by one flush below, not by an fsync each.
         self._git.run(["-c", "core.fsync=index", "add", "--", *pathspecs])
         disk.flush(self.local_dir, self._git_dir)
@@ -429,7 +443,8 @@ class Repository:
             raise DiskFullError(
                 f"the disk holding {self.local_dir} filled up while {doing}: {outcome}. Free "
                 "space there (Repository.lfs_prune() removes LFS objects that were pushed), then "
-                f"try again. git said: {error.stderr.strip()[-300:]}") from None
+                f"try again. git said: {error.stderr.strip()[-300:]}"
+            ) from None
 
     def git_commit(self, commit_message: str = "commit files to HF hub") -> str:
         """Commit what is staged; return the new commit's sha.
@@ -444,7 +459,10 @@ class Repository:
         with self._locked():
             result = self._git.run(["commit", "-m", commit_message], check=False)
             if not result.ok:
-                if "nothing to commit" in result.stdout or "nothing added to commit" in result.stdout:
+                if (
+                    "nothing to commit" in result.stdout
+                    or "nothing added to commit" in result.stdout
+                ):
                     raise NothingToCommitError(result.command, result.returncode, result.stdout)
                 self._raise(result)
             return self.git_head_hash()
@@ -471,8 +489,10 @@ class Repository:
         target = self._push_target(upstream)
         pushed: list[str] = []
         command = self._queue.submit(
-            "push", lambda cmd: self._push_job(cmd, target, auto_lfs_prune, pushed),
-            listed=not blocking, subject=target.describe(),
+            "push",
+            lambda cmd: self._push_job(cmd, target, auto_lfs_prune, pushed),
+            listed=not blocking,
+            subject=target.describe(),
         )
         if not blocking:
             termination.arm()  # SIGTERM now lets the push finish (see termination.py)
@@ -536,7 +556,7 @@ class Repository:
         blocking: bool = True,
         clean_ok: bool = True,
         auto_lfs_prune: bool = False,
-    ) -> None | str | tuple[str, CommandInProgress]:
+    ) -> str | tuple[str, CommandInProgress] | None:
         """Add everything (auto-tracking large and binary files), commit and push.
 
         Returns ``None`` when there is nothing to commit and ``clean_ok`` is true.
@@ -551,7 +571,9 @@ class Repository:
         self.git_add(auto_lfs_track=True)
         self.git_commit(commit_message)
         return self.git_push(
-            upstream=f"origin {self.current_branch}", blocking=blocking, auto_lfs_prune=auto_lfs_prune
+            upstream=f"origin {self.current_branch}",
+            blocking=blocking,
+            auto_lfs_prune=auto_lfs_prune,
         )
 
     push = push_to_hub
@@ -579,8 +601,11 @@ class Repository:
             self.git_checkout(branch, create_branch_ok=True)
         if helpers.is_tracked_upstream(self.local_dir):  # raises on a detached HEAD, as legacy did
             self._queue.wait()
-            with self._locked(), recovery.rewriting_history(self._git_dir), \
-                    self._disk_full_is_an_error("pulling", "the branch is as before"):
+            with (
+                self._locked(),
+                recovery.rewriting_history(self._git_dir),
+                self._disk_full_is_an_error("pulling", "the branch is as before"),
+            ):
                 self._git.run(["pull", "--rebase", "--autostash"])
         with _CWD_LOCK:
             previous_cwd = os.getcwd()
@@ -596,7 +621,9 @@ class Repository:
             except NothingToCommitError:
                 logger.info("Nothing to commit in %s", self.local_dir)
         self.git_push(
-            upstream=f"origin {self.current_branch}", blocking=blocking, auto_lfs_prune=auto_lfs_prune
+            upstream=f"origin {self.current_branch}",
+            blocking=blocking,
+            auto_lfs_prune=auto_lfs_prune,
         )
 
     # ----- internals -------------------------------------------------------------------------
@@ -631,16 +658,20 @@ class Repository:
                 # Hooks and filters in the clone itself: works without a global `git lfs install`.
                 installed = self._git.run(["lfs", "install", "--local"], check=False)
                 if not installed.ok:
-                    logger.warning("`git lfs install --local` failed in %s; LFS files may not be "
-                                   "pushed: %s", self.local_dir, installed.stderr.strip())
+                    logger.warning(
+                        "`git lfs install --local` failed in %s; LFS files may not be pushed: %s",
+                        self.local_dir,
+                        installed.stderr.strip(),
+                    )
             if cloning.lfs_content_pending(git_dir):
                 # Smudging during checkout would need filters the user may not have installed:
                 # LFS content comes afterwards, in one batch, with the clone's own configuration.
                 has_head = self._git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
                 if has_head and not self.skip_lfs_files:
-                    with self._disk_full_is_an_error("fetching LFS content", "the clone is "
-                                                     "complete but for it; the next Repository() "
-                                                     "fetches it"):
+                    with self._disk_full_is_an_error(
+                        "fetching LFS content",
+                        "the clone is complete but for it; the next Repository() fetches it",
+                    ):
                         self._git.run(["lfs", "pull"], env=env)
                 cloning.lfs_content_fetched(git_dir)
 
@@ -688,8 +719,9 @@ class Repository:
         fetched = self._git.run(["fetch", "origin"], check=False)
         if not fetched.ok:  # offline, say: the legacy class reused a clone without the network
             reason = (fetched.stderr.strip().splitlines() or ["no output"])[-1]
-            logger.warning("Cannot fetch from %s (%s); reusing %s as it is", url, reason,
-                           self.local_dir)
+            logger.warning(
+                "Cannot fetch from %s (%s); reusing %s as it is", url, reason, self.local_dir
+            )
         branch = self.current_branch
         remote_ref = f"refs/remotes/origin/{branch}"
         head_exists = self._git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok
@@ -707,9 +739,7 @@ class Repository:
         result = self._git.run(["remote", "get-url", remote], check=False)
         return self._git.with_remote(result.stdout.strip() if result.ok else remote)
 
-    def _auto_track(
-        self, pattern: str, binary: bool, large: bool
-    ) -> tuple[list[str], list[str]]:
+    def _auto_track(self, pattern: str, binary: bool, large: bool) -> tuple[list[str], list[str]]:
         """Track large/binary files under ``pattern`` with LFS: (newly tracked, every file under
         ``pattern`` that will now go through LFS)."""
         with self._locked():
@@ -746,7 +776,11 @@ class Repository:
         config = repo.config_reader("repository")
 
         def value(section: str, option: str) -> str | None:
-            return str(config.get_value(section, option)) if config.has_option(section, option) else None
+            return (
+                str(config.get_value(section, option))
+                if config.has_option(section, option)
+                else None
+            )
 
         source, destination = "", ""
         if upstream:
@@ -754,8 +788,10 @@ class Repository:
             source, _, destination = refspec.strip().partition(":")
         branch = current if source in ("", "HEAD") else source
         if branch is None:
-            raise RepositoryError(f"{self.local_dir}: No branch checked out (HEAD is detached); "
-                                  "check out a branch to push")
+            raise RepositoryError(
+                f"{self.local_dir}: No branch checked out (HEAD is detached); "
+                "check out a branch to push"
+            )
         if not upstream:
             remote = value(f'branch "{branch}"', "remote") or "origin"
             merge = value(f'branch "{branch}"', "merge")
@@ -764,13 +800,19 @@ class Repository:
             commit = SymbolicReference.dereference_recursive(repo, f"refs/heads/{branch}")
         except ValueError:
             problem = "has no commit yet" if branch == current else "does not exist"
-            raise RepositoryError(f"{self.local_dir}: branch {branch} {problem}; nothing to push"
-                                  ) from None
+            raise RepositoryError(
+                f"{self.local_dir}: branch {branch} {problem}; nothing to push"
+            ) from None
         web_url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
         return PushTarget(remote, destination or branch, branch, commit, web_url.rstrip("/"))
 
-    def _push_job(self, command: CommandInProgress, target: PushTarget, auto_lfs_prune: bool,
-                  pushed: list[str]) -> int:
+    def _push_job(
+        self,
+        command: CommandInProgress,
+        target: PushTarget,
+        auto_lfs_prune: bool,
+        pushed: list[str],
+    ) -> int:
         """Push ``target`` (rebasing it when the remote moved on); append what was pushed."""
         runner = self._for_remote(target.remote)
         commit = target.commit
@@ -786,21 +828,29 @@ class Repository:
                     break
                 # Classify this attempt by its own output; the command keeps every attempt's.
                 error = classify_failure(
-                    runner.command(args), returncode,
-                    command.stdout[output_before[0]:], command.stderr[output_before[1]:],
+                    runner.command(args),
+                    returncode,
+                    command.stdout[output_before[0] :],
+                    command.stderr[output_before[1] :],
                 )
                 if not isinstance(error, PushRejectedError) or attempt == MAX_PUSH_ATTEMPTS:
                     raise error
-                logger.info("Push to %s %s rejected; rebasing and retrying", target.remote,
-                            target.remote_branch)
+                logger.info(
+                    "Push to %s %s rejected; rebasing and retrying",
+                    target.remote,
+                    target.remote_branch,
+                )
                 time.sleep(random.uniform(0.05, 0.3) * attempt)  # de-synchronise competing writers
                 with self._locked():
                     try:
-                        commit = rebase_onto_remote(self._git, self._git_dir, runner, target,
-                                                    commit, progress.environment)
+                        commit = rebase_onto_remote(
+                            self._git, self._git_dir, runner, target, commit, progress.environment
+                        )
                     except RebaseRaced:
-                        logger.info("Fetch from %s raced another writer of the clone; retrying",
-                                    target.remote)
+                        logger.info(
+                            "Fetch from %s raced another writer of the clone; retrying",
+                            target.remote,
+                        )
         with self._locked():
             follow_push(self._git, target, commit)
         pushed.append(commit)

@@ -61,8 +61,12 @@ def arm() -> None:
 
 def disarm_if_idle() -> None:
     """Put the previous handler back when nothing is pending and ours is still the one set."""
-    if (threading.current_thread() is threading.main_thread() and _is_ours()
-            and not pending_commands() and not _waiting):
+    if (
+        threading.current_thread() is threading.main_thread()
+        and _is_ours()
+        and not pending_commands()
+        and not _waiting
+    ):
         _restore()
 
 
@@ -85,8 +89,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         grace = grace_seconds()
         _waiting = True
         try:
-            wait_for_all_commands(timeout=grace, stop_hint=f"SIGTERM: up to {grace:g} s; "
-                                  "SIGTERM again")
+            wait_for_all_commands(
+                timeout=grace, stop_hint=f"SIGTERM: up to {grace:g} s; SIGTERM again"
+            )
         finally:
             _waiting = False
     _restore()

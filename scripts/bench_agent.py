@@ -66,8 +66,11 @@ class AgentRss:
                     continue
                 try:
                     argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                    if b"lfs_agent" not in argv or b"python" not in argv[0] or \
-                            not os.readlink(f"/proc/{entry}/cwd").startswith(self.root):
+                    if (
+                        b"lfs_agent" not in argv
+                        or b"python" not in argv[0]
+                        or not os.readlink(f"/proc/{entry}/cwd").startswith(self.root)
+                    ):
                         continue
                     status = Path(f"/proc/{entry}/status").read_text()
                 except OSError:
@@ -87,9 +90,22 @@ class Server:
 
     def __init__(self, work: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "repository.cli", "serve", "--data", str(work / "server"),
-             "--multipart-threshold", str(8 * MiB), "--chunk-size", str(64 * MiB), *extra],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "repository.cli",
+                "serve",
+                "--data",
+                str(work / "server"),
+                "--multipart-threshold",
+                str(8 * MiB),
+                "--chunk-size",
+                str(64 * MiB),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.url = self.process.stdout.readline().strip().rstrip("/")
         self.count = 0
 
@@ -118,8 +134,9 @@ def make_file(path: Path, size: int) -> str:
 
 
 def git(cwd: Path, *args: str, env: dict | None = None) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **(env or {})}
+    )
 
 
 def prepared_clone(server: Server, work: Path, size: int, agent: bool) -> Path:
@@ -153,10 +170,21 @@ def timed_push(clone: Path, env: dict | None = None) -> float:
 
 def upload_action(server: Server, oid: str, size: int, transfer: str) -> dict:
     """Ask the server's batch API for an upload action, as git-lfs would."""
-    batch = requests.post(f"{server.new_repo()}/info/lfs/objects/batch", timeout=30, data=json.dumps(
-        {"operation": "upload", "transfers": [transfer], "objects": [{"oid": oid, "size": size}]}),
-        headers={"Accept": "application/vnd.git-lfs+json",
-                 "Content-Type": "application/vnd.git-lfs+json"}).json()
+    batch = requests.post(
+        f"{server.new_repo()}/info/lfs/objects/batch",
+        timeout=30,
+        data=json.dumps(
+            {
+                "operation": "upload",
+                "transfers": [transfer],
+                "objects": [{"oid": oid, "size": size}],
+            }
+        ),
+        headers={
+            "Accept": "application/vnd.git-lfs+json",
+            "Content-Type": "application/vnd.git-lfs+json",
+        },
+    ).json()
     return batch["objects"][0]["actions"]["upload"]
 
 
@@ -167,12 +195,21 @@ def agent_alone(server: Server, work: Path, size: int) -> float:
     action = upload_action(server, oid, size, "multipart")
     settle()
     started = time.monotonic()
-    agent = subprocess.Popen([sys.executable, "-I", "-m", "lfs_agent"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    agent.stdin.write(json.dumps({"event": "init", "operation": "upload",
-                                  "concurrenttransfers": 8}) + "\n")
-    agent.stdin.write(json.dumps({"event": "upload", "oid": oid, "size": size, "path": str(path),
-                                  "action": action}) + "\n")
+    agent = subprocess.Popen(
+        [sys.executable, "-I", "-m", "lfs_agent"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    agent.stdin.write(
+        json.dumps({"event": "init", "operation": "upload", "concurrenttransfers": 8}) + "\n"
+    )
+    agent.stdin.write(
+        json.dumps(
+            {"event": "upload", "oid": oid, "size": size, "path": str(path), "action": action}
+        )
+        + "\n"
+    )
     agent.stdin.flush()
     for line in agent.stdout:
         if json.loads(line).get("event") == "complete":
@@ -206,23 +243,27 @@ def curl_put(server: Server, work: Path, size: int) -> float:
     headers = [f"-H{k}: {v}" for k, v in (action.get("header") or {}).items()]
     settle()
     started = time.monotonic()
-    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path), *headers,
-                    action["href"]], check=True)
+    subprocess.run(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path), *headers, action["href"]],
+        check=True,
+    )
     elapsed = time.monotonic() - started
     path.unlink()
     return elapsed
 
 
-def agent_push(server: Server, work: Path, size: int,
-               env: dict | None = None) -> tuple[float, float | None, int, int]:
+def agent_push(
+    server: Server, work: Path, size: int, env: dict | None = None
+) -> tuple[float, float | None, int, int]:
     """Push through the agent; return seconds, batch-to-first-byte seconds, peak RSS, processes."""
     clone = prepared_clone(server, work, size, agent=True)
     trace, log = work / "trace.txt", work / "agent.log"
     for f in (trace, log):
         f.unlink(missing_ok=True)
     rss = AgentRss(work)
-    elapsed = timed_push(clone, {"GIT_TRACE": str(trace), "LFSREPO_AGENT_LOG": str(log),
-                                 **(env or {})})
+    elapsed = timed_push(
+        clone, {"GIT_TRACE": str(trace), "LFSREPO_AGENT_LOG": str(log), **(env or {})}
+    )
     peak, processes = rss.stop()
     return elapsed, first_byte_delay(trace, log), peak, processes
 
@@ -233,12 +274,18 @@ def first_byte_delay(trace: Path, log: Path) -> float | None:
     batch_at = None
     for i, line in enumerate(lines):
         if "objects/batch" in line and "POST" in line:
-            for later in lines[i + 1:]:
+            for later in lines[i + 1 :]:
                 if "HTTP: 200" in later:
                     batch_at = later.split()[0]
                     break
-    first = next((line.split()[0] for line in log.read_text().splitlines()
-                  if "first bytes on the wire" in line), None)
+    first = next(
+        (
+            line.split()[0]
+            for line in log.read_text().splitlines()
+            if "first bytes on the wire" in line
+        ),
+        None,
+    )
     if batch_at is None or first is None:
         return None
     delay = datetime.strptime(first, "%H:%M:%S.%f") - datetime.strptime(batch_at, "%H:%M:%S.%f")
@@ -267,10 +314,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mib", type=int, default=2048, help="file size for the push runs")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the uncapped steps")
-    parser.add_argument("--cap-mb", type=float, default=50,
-                        help="per-connection cap in MB/s for the throttled runs (0: skip)")
-    parser.add_argument("--rss-mib", type=int, nargs="*", default=[1024],
-                        help="more file sizes for the memory check")
+    parser.add_argument(
+        "--cap-mb",
+        type=float,
+        default=50,
+        help="per-connection cap in MB/s for the throttled runs (0: skip)",
+    )
+    parser.add_argument(
+        "--rss-mib",
+        type=int,
+        nargs="*",
+        default=[1024],
+        help="more file sizes for the memory check",
+    )
     parser.add_argument("--workdir", default=None, help="where to put files (default: /tmp)")
     args = parser.parse_args()
     size = args.mib * MiB
@@ -287,19 +343,29 @@ def main() -> int:
         peaks.append((peak, processes))
         return elapsed
 
-    steps = {"dd": dd_copy, "curl": curl_put, "alone": agent_alone,
-             "basic": lambda s, w, n: timed_push(prepared_clone(s, w, n, agent=False)),
-             "agent": agent_push_step}
+    steps = {
+        "dd": dd_copy,
+        "curl": curl_put,
+        "alone": agent_alone,
+        "basic": lambda s, w, n: timed_push(prepared_clone(s, w, n, agent=False)),
+        "agent": agent_push_step,
+    }
     try:
         server = Server(work)
         try:
             for round_index in range(args.rounds):
-                order = list(steps)[round_index % len(steps):] + list(steps)[:round_index % len(steps)]
+                order = (
+                    list(steps)[round_index % len(steps) :]
+                    + list(steps)[: round_index % len(steps)]
+                )
                 for name in order:
                     times.setdefault(name, []).append(steps[name](server, work, size))
                     forget_objects(work)
-                print(f"round {round_index + 1}: " + ", ".join(
-                    f"{name} {times[name][-1]:.2f} s" for name in steps), flush=True)
+                print(
+                    f"round {round_index + 1}: "
+                    + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in steps),
+                    flush=True,
+                )
             rss_checks = []
             for extra in args.rss_mib:
                 _, _, peak, processes = agent_push(server, work, extra * MiB)
@@ -327,26 +393,53 @@ def main() -> int:
     print(median_line("agent alone (no git), 8 in flight", times["alone"], mb))
     print(median_line("git push, git-lfs basic", times["basic"], mb))
     print(median_line("git push, multipart agent", times["agent"], mb))
-    print(ratio_line("curl / dd throughput", [d / c for d, c in zip(times["dd"], curl)], ".2f"))
-    print(ratio_line("agent alone / curl throughput",
-                     [c / a for c, a in zip(curl, times["alone"])], ".2f"))
-    print(ratio_line("agent push / curl throughput (>=0.8)",
-                     [c / a for c, a in zip(curl, times["agent"])], ".2f"))
-    print(ratio_line("agent push time vs basic (within 5%)",
-                     [a / b - 1 for a, b in zip(times["agent"], times["basic"])], "+.1%"))
+    print(
+        ratio_line(
+            "curl / dd throughput", [d / c for d, c in zip(times["dd"], curl, strict=True)], ".2f"
+        )
+    )
+    print(
+        ratio_line(
+            "agent alone / curl throughput",
+            [c / a for c, a in zip(curl, times["alone"], strict=True)],
+            ".2f",
+        )
+    )
+    print(
+        ratio_line(
+            "agent push / curl throughput (>=0.8)",
+            [c / a for c, a in zip(curl, times["agent"], strict=True)],
+            ".2f",
+        )
+    )
+    print(
+        ratio_line(
+            "agent push time vs basic (within 5%)",
+            [a / b - 1 for a, b in zip(times["agent"], times["basic"], strict=True)],
+            "+.1%",
+        )
+    )
     if first_bytes:
-        print(f"{'batch response -> first byte':36} {statistics.median(first_bytes):6.3f} s"
-              f"  (max {max(first_bytes):.3f} s)")
+        print(
+            f"{'batch response -> first byte':36} {statistics.median(first_bytes):6.3f} s"
+            f"  (max {max(first_bytes):.3f} s)"
+        )
     peak, processes = max(peaks)
-    print(f"{'agent peak RSS (' + str(args.mib) + ' MiB)':36} {peak / MiB:6.1f} MiB"
-          f" in {processes} process(es)")
+    print(
+        f"{'agent peak RSS (' + str(args.mib) + ' MiB)':36} {peak / MiB:6.1f} MiB"
+        f" in {processes} process(es)"
+    )
     for extra, peak, processes in rss_checks:
-        print(f"{'agent peak RSS (' + str(extra) + ' MiB)':36} {peak / MiB:6.1f} MiB"
-              f" in {processes} process(es)")
+        print(
+            f"{'agent peak RSS (' + str(extra) + ' MiB)':36} {peak / MiB:6.1f} MiB"
+            f" in {processes} process(es)"
+        )
     if capped:
         parallel, one = capped
-        print(f"capped at {args.cap_mb:g} MB/s per connection: agent {parallel:.2f} s,"
-              f" one part at a time {one:.2f} s: {one / parallel:.1f}x")
+        print(
+            f"capped at {args.cap_mb:g} MB/s per connection: agent {parallel:.2f} s,"
+            f" one part at a time {one:.2f} s: {one / parallel:.1f}x"
+        )
     return 0
 
 

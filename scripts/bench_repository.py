@@ -45,7 +45,9 @@ def plain_clone(bare: Path, target: Path) -> None:
     subprocess.run(["git", "clone", "-q", str(bare), str(target)], check=True, capture_output=True)
 
 
-def time_add_round(workdir: Path, bare: Path, args: argparse.Namespace, seed: int) -> tuple[float, float]:
+def time_add_round(
+    workdir: Path, bare: Path, args: argparse.Namespace, seed: int
+) -> tuple[float, float]:
     """One round: the same tree in two fresh clones; returns (ours, plain) seconds."""
     logging.getLogger("repository").setLevel(logging.ERROR)  # no "Tracking 20 files" lines
     ours_dir, plain_dir = workdir / f"ours-{seed}", workdir / f"plain-{seed}"
@@ -71,8 +73,9 @@ def time_add_round(workdir: Path, bare: Path, args: argparse.Namespace, seed: in
     else:
         ours, plain = run_ours(), run_plain()
 
-    tracked = subprocess.run(["git", "lfs", "ls-files", "-n"], cwd=ours_dir, check=True,
-                             capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "lfs", "ls-files", "-n"], cwd=ours_dir, check=True, capture_output=True, text=True
+    ).stdout.split()
     assert len(tracked) == args.binary_files, f"expected the binaries in LFS, got {len(tracked)}"
     shutil.rmtree(ours_dir)
     shutil.rmtree(plain_dir)
@@ -122,16 +125,23 @@ def main() -> None:
             ours, plain = time_add_round(workdir, bare, args, seed)
             ours_times.append(ours)
             plain_times.append(plain)
-            print(f"round {seed}: git_add(auto_lfs_track=True) {ours:.2f} s, "
-                  f"git add -A {plain:.2f} s, ratio {ours / plain:.2f}x", flush=True)
-        ratio = statistics.median(o / p for o, p in zip(ours_times, plain_times))
-        print(f"median: git_add(auto_lfs_track=True) {statistics.median(ours_times):.2f} s, "
-              f"git add -A {statistics.median(plain_times):.2f} s, median ratio {ratio:.2f}x "
-              f"({args.text_files} text + {args.binary_files} binary files)")
+            print(
+                f"round {seed}: git_add(auto_lfs_track=True) {ours:.2f} s, "
+                f"git add -A {plain:.2f} s, ratio {ours / plain:.2f}x",
+                flush=True,
+            )
+        ratio = statistics.median(o / p for o, p in zip(ours_times, plain_times, strict=True))
+        print(
+            f"median: git_add(auto_lfs_track=True) {statistics.median(ours_times):.2f} s, "
+            f"git add -A {statistics.median(plain_times):.2f} s, median ratio {ratio:.2f}x "
+            f"({args.text_files} text + {args.binary_files} binary files)"
+        )
         big, small, total = time_non_blocking_pushes(workdir, args)
-        print(f"git_push(blocking=False) returned in {big * 1000:.1f} ms for a "
-              f"{args.binary_files}-binary push that took {total:.2f} s in all, "
-              f"and in {small * 1000:.1f} ms for a one-file push")
+        print(
+            f"git_push(blocking=False) returned in {big * 1000:.1f} ms for a "
+            f"{args.binary_files}-binary push that took {total:.2f} s in all, "
+            f"and in {small * 1000:.1f} ms for a one-file push"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

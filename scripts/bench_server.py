@@ -74,16 +74,25 @@ def random_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def request(base: str, method: str, url: str, body: bytes = b"", file: Path | None = None,
-            offset: int = 0, count: int = 0) -> tuple[int, dict[str, str], bytes]:
+def request(
+    base: str,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    file: Path | None = None,
+    offset: int = 0,
+    count: int = 0,
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request over a raw socket; file bodies go out with sendfile (no client cost)."""
     parts = urlsplit(url if "://" in url else base + url)
     length = count if file is not None else len(body)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        head = (f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                f"Content-Type: application/vnd.git-lfs+json\r\nContent-Length: {length}\r\n"
-                "Connection: close\r\n\r\n")
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/vnd.git-lfs+json\r\nContent-Length: {length}\r\n"
+            "Connection: close\r\n\r\n"
+        )
         sock.sendall(head.encode() + body)
         if file is not None:
             with open(file, "rb") as f:
@@ -109,13 +118,14 @@ def dechunk(data: bytes) -> bytes:
         if not size:
             break
         out += data[:size]
-        data = data[size + 2:]
+        data = data[size + 2 :]
     return out
 
 
 def batch(base: str, repo: str, oid: str, size: int, transfers: list[str]) -> dict:
-    payload = json.dumps({"operation": "upload", "transfers": transfers,
-                          "objects": [{"oid": oid, "size": size}]}).encode()
+    payload = json.dumps(
+        {"operation": "upload", "transfers": transfers, "objects": [{"oid": oid, "size": size}]}
+    ).encode()
     status, _, body = request(base, "POST", f"/{repo}.git/info/lfs/objects/batch", payload)
     assert status == 200, body
     return json.loads(body)
@@ -124,9 +134,21 @@ def batch(base: str, repo: str, oid: str, size: int, transfers: list[str]) -> di
 def run(args: argparse.Namespace) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="lfsrepo-bench-", dir=args.dir))
     server = subprocess.Popen(
-        [sys.executable, "-m", "repository.cli", "serve", "--data", str(work / "data"),
-         "--multipart-threshold", f"{args.basic_mib}MiB", "--chunk-size", f"{args.chunk_mib}MiB"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "repository.cli",
+            "serve",
+            "--data",
+            str(work / "data"),
+            "--multipart-threshold",
+            f"{args.basic_mib}MiB",
+            "--chunk-size",
+            f"{args.chunk_mib}MiB",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     results: dict[str, float] = {}
     try:
         assert server.stdout is not None
@@ -139,21 +161,28 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         oid = random_file(src, size)
         os.sync()  # both writers start with no dirty pages pending
         start = time.perf_counter()
-        subprocess.run(["dd", f"if={src}", f"of={work / 'dd.bin'}", "bs=1M", "status=none"],
-                       check=True)
+        subprocess.run(
+            ["dd", f"if={src}", f"of={work / 'dd.bin'}", "bs=1M", "status=none"], check=True
+        )
         dd_s = time.perf_counter() - start
         (work / "dd.bin").unlink()
-        href = batch(base, "bench/basic", oid, size, ["basic"])["objects"][0]["actions"]["upload"]["href"]
+        href = batch(base, "bench/basic", oid, size, ["basic"])["objects"][0]["actions"]["upload"][
+            "href"
+        ]
         os.sync()
         idle = sampler.reset()
         start = time.perf_counter()
         status, _, body = request(base, "PUT", href, file=src, count=size)
         put_s = time.perf_counter() - start
         assert status == 200, body
-        results.update(idle_rss_mb=idle / 1e6, basic_peak_rss_mb=sampler.peak / 1e6,
-                       basic_peak_above_idle_mb=(sampler.peak - idle) / 1e6,
-                       basic_put_mb_s=size / put_s / 1e6, dd_mb_s=size / dd_s / 1e6,
-                       basic_vs_dd=(size / put_s) / (size / dd_s))
+        results.update(
+            idle_rss_mb=idle / 1e6,
+            basic_peak_rss_mb=sampler.peak / 1e6,
+            basic_peak_above_idle_mb=(sampler.peak - idle) / 1e6,
+            basic_put_mb_s=size / put_s / 1e6,
+            dd_mb_s=size / dd_s / 1e6,
+            basic_vs_dd=(size / put_s) / (size / dd_s),
+        )
         src.unlink()
 
         # 2. multipart upload, then time the completion POST alone
@@ -170,8 +199,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         for key in sorted(header):
             n = int(key)
             count = min(chunk, size - (n - 1) * chunk)
-            status, headers, body = request(base, "PUT", header[key], file=src,
-                                            offset=(n - 1) * chunk, count=count)
+            status, headers, body = request(
+                base, "PUT", header[key], file=src, offset=(n - 1) * chunk, count=count
+            )
             assert status == 200, body
             parts.append({"partNumber": n, "etag": headers["ETag"]})
         parts_s = time.perf_counter() - start
@@ -180,27 +210,42 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         status, _, body = request(base, "POST", upload["href"], payload)
         complete_s = time.perf_counter() - start
         assert status == 200, body
-        results.update(multipart_parts=len(parts), multipart_parts_mb_s=size / parts_s / 1e6,
-                       multipart_complete_s=complete_s,
-                       multipart_peak_above_idle_mb=(sampler.peak - idle) / 1e6)
+        results.update(
+            multipart_parts=len(parts),
+            multipart_parts_mb_s=size / parts_s / 1e6,
+            multipart_complete_s=complete_s,
+            multipart_peak_above_idle_mb=(sampler.peak - idle) / 1e6,
+        )
         src.unlink()
 
         # 3. git push of a large incompressible non-LFS file (the pack streams through)
         if args.git_mib:
             clone = work / "clone"
-            env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(work),
-                   "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-                   "GIT_COMMITTER_EMAIL": "b@b"}
+            env = {
+                **os.environ,
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "HOME": str(work),
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@b",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@b",
+            }
             subprocess.run(["git", "init", "-q", "-b", "main", str(clone)], check=True, env=env)
             random_file(clone / "blob.dat", args.git_mib * MiB)
             subprocess.run(["git", "add", "blob.dat"], cwd=clone, check=True, env=env)
             subprocess.run(["git", "commit", "-qm", "big"], cwd=clone, check=True, env=env)
             sampler.reset()
             start = time.perf_counter()
-            subprocess.run(["git", "push", "-q", f"{base}/bench/git.git", "main"], cwd=clone,
-                           check=True, env=env)
-            results.update(git_push_s=time.perf_counter() - start,
-                           git_push_peak_above_idle_mb=(sampler.peak - idle) / 1e6)
+            subprocess.run(
+                ["git", "push", "-q", f"{base}/bench/git.git", "main"],
+                cwd=clone,
+                check=True,
+                env=env,
+            )
+            results.update(
+                git_push_s=time.perf_counter() - start,
+                git_push_peak_above_idle_mb=(sampler.peak - idle) / 1e6,
+            )
         sampler.stop()
     finally:
         server.terminate()
@@ -220,7 +265,11 @@ def main() -> None:
     results = run(args)
     width = max(map(len, results))
     for key, value in results.items():
-        print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        print(
+            f"{key:<{width}}  {value:.3f}"
+            if isinstance(value, float)
+            else f"{key:<{width}}  {value}"
+        )
 
 
 if __name__ == "__main__":

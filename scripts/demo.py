@@ -35,15 +35,18 @@ def write_random(path: Path, size: int) -> str:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="lfsrepo-demo-") as workdir, LocalGitServer(
-        multipart_threshold=8 * MiB, chunk_size=5 * MiB
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="lfsrepo-demo-") as workdir,
+        LocalGitServer(multipart_threshold=8 * MiB, chunk_size=5 * MiB) as server,
+    ):
         remote_url = server.create_repo("demo/model")
         print(f"server:  {server.base_url}  (repository {remote_url})")
 
         repo = Repository(
-            Path(workdir) / "model", clone_from=remote_url,
-            git_user="Demo", git_email="demo@lfsrepo.invalid",
+            Path(workdir) / "model",
+            clone_from=remote_url,
+            git_user="Demo",
+            git_email="demo@lfsrepo.invalid",
         )
         repo.lfs_enable_largefiles()
 
@@ -55,7 +58,9 @@ def main() -> int:
 
         with repo.commit("Add a dataset shard", blocking=False):
             Path("data").mkdir(exist_ok=True)
-            expected["data/shard-00000.arrow"] = write_random(Path("data/shard-00000.arrow"), 40 * MiB)
+            expected["data/shard-00000.arrow"] = write_random(
+                Path("data/shard-00000.arrow"), 40 * MiB
+            )
         push = repo.command_queue[-1]
         print(f"push:    non-blocking, {push!r}")
         repo.wait_for_commands()
@@ -79,11 +84,15 @@ def main() -> int:
         for name, oid in expected.items():
             size = os.path.getsize(Path(repo.local_dir) / name)
             received = server.bytes_received(oid) / MiB
-            print(f"object:  {name:<24} {size / MiB:7.1f} MiB  sha256 {oid[:16]}…  "
-                  f"server received {received:.1f} MiB  "
-                  f"{'ok' if server.lfs_object_path(oid) else 'MISSING'}")
-        print(f"commit:  {head[:12]} on {repo.current_branch} "
-              f"({'on the remote' if remote_head == head else 'NOT on the remote'})")
+            print(
+                f"object:  {name:<24} {size / MiB:7.1f} MiB  sha256 {oid[:16]}…  "
+                f"server received {received:.1f} MiB  "
+                f"{'ok' if server.lfs_object_path(oid) else 'MISSING'}"
+            )
+        print(
+            f"commit:  {head[:12]} on {repo.current_branch} "
+            f"({'on the remote' if remote_head == head else 'NOT on the remote'})"
+        )
         print(f"time:    {elapsed:.1f} s for two commits and pushes")
         if problems:
             print("demo: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +60,9 @@ def status_line(code: int) -> str:
 
 
 def json_response(
-    code: int, payload: Any, headers: list[tuple[str, str]] | None = None,
+    code: int,
+    payload: Any,
+    headers: list[tuple[str, str]] | None = None,
     content_type: str = LFS_JSON,
 ) -> Response:
     """A complete JSON response as ``(status, headers, body)``.
@@ -116,8 +119,12 @@ def content_length(environ: Environ) -> int | None:
 
 
 def body_chunks(
-    environ: Environ, length: int | None, *, limit: int | None = None,
-    throttle: Throttle | None = None, stop_after: int | None = None,
+    environ: Environ,
+    length: int | None,
+    *,
+    limit: int | None = None,
+    throttle: Throttle | None = None,
+    stop_after: int | None = None,
 ) -> Iterator[memoryview]:
     """Yield the request body in views of one reused 1 MiB buffer (use each before the next).
 
@@ -167,8 +174,6 @@ def drop_connection(environ: Environ) -> None:
     """
     sock = environ.get("werkzeug.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
     raise ConnectionDropped("connection dropped by fault injection")

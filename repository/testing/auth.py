@@ -109,9 +109,12 @@ class Auth:
             raise HttpError(401, "this action needs the Authorization header the batch API gave")
         expected = self.action_authorization(environ.get("PATH_INFO", ""))
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HttpError(403, "You are not authorized to perform this action: the "
-                            "Authorization header is not the one the batch API gave (doubled "
-                            "or replaced by the client?)")
+            raise HttpError(
+                403,
+                "You are not authorized to perform this action: the "
+                "Authorization header is not the one the batch API gave (doubled "
+                "or replaced by the client?)",
+            )
 
     def require(self, environ: Environ, *, lfs: bool, allow_signed: bool = False) -> None:
         """Raise a 401 :class:`HttpError` with the right challenge unless the request may pass.
@@ -128,5 +131,6 @@ class Auth:
         headers = [("WWW-Authenticate", REALM)]
         if lfs:
             headers.append(("LFS-Authenticate", REALM))
-        raise HttpError(401, "authentication required: pass the token as password or Bearer",
-                        headers)
+        raise HttpError(
+            401, "authentication required: pass the token as password or Bearer", headers
+        )

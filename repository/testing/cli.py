@@ -8,15 +8,29 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
 import sys
 import threading
 
-_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
-          "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
-          "GIB": 1024**3, "TIB": 1024**4}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
 
 
 def parse_size(text: str) -> int:
@@ -112,39 +126,89 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
         5242880
     """
     p = subparsers.add_parser(
-        "serve", help="run a local git + Git LFS server (tests, demos, offline work)",
+        "serve",
+        help="run a local git + Git LFS server (tests, demos, offline work)",
         description="Serve git smart HTTP and the Git LFS API (basic + multipart) from DIR. "
         "Prints the base URL first, then runs until Ctrl-C.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="where repositories and objects live")
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="where repositories and objects live"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=parse_port, default=0, help="port (default: any free port)")
-    p.add_argument("--token", default=os.environ.get("LFSREPO_SERVE_TOKEN"),
-                   help="require this token (Basic password or Bearer); better given as "
-                   "LFSREPO_SERVE_TOKEN, since every user of the machine can read arguments")
-    p.add_argument("--multipart-threshold", type=parse_size, default=5 * 1024**3, metavar="SIZE",
-                   help="offer multipart above this size (default 5GiB)")
-    p.add_argument("--chunk-size", type=parse_positive_size, default=64 * 1024**2, metavar="SIZE",
-                   help="multipart part size (default 64MiB)")
-    p.add_argument("--no-auto-create", dest="auto_create", action="store_false",
-                   help="a push to a missing repository fails instead of creating it")
-    p.add_argument("--action-authorization", action="store_true",
-                   help="give each basic transfer action its own Authorization header, as "
-                   "giftless, GitLab and Gitea do, instead of a signed URL")
-    p.add_argument("--separate-storage", action="store_true",
-                   help="serve object transfers from a second port (another origin)")
-    p.add_argument("--lfs-server", metavar="URL", type=parse_lfs_server,
-                   help="forward the LFS API to this other LFS server (http://host:port), on "
-                   "this origin, instead of serving it")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("LFSREPO_SERVE_TOKEN"),
+        help="require this token (Basic password or Bearer); better given as "
+        "LFSREPO_SERVE_TOKEN, since every user of the machine can read arguments",
+    )
+    p.add_argument(
+        "--multipart-threshold",
+        type=parse_size,
+        default=5 * 1024**3,
+        metavar="SIZE",
+        help="offer multipart above this size (default 5GiB)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=parse_positive_size,
+        default=64 * 1024**2,
+        metavar="SIZE",
+        help="multipart part size (default 64MiB)",
+    )
+    p.add_argument(
+        "--no-auto-create",
+        dest="auto_create",
+        action="store_false",
+        help="a push to a missing repository fails instead of creating it",
+    )
+    p.add_argument(
+        "--action-authorization",
+        action="store_true",
+        help="give each basic transfer action its own Authorization header, as "
+        "giftless, GitLab and Gitea do, instead of a signed URL",
+    )
+    p.add_argument(
+        "--separate-storage",
+        action="store_true",
+        help="serve object transfers from a second port (another origin)",
+    )
+    p.add_argument(
+        "--lfs-server",
+        metavar="URL",
+        type=parse_lfs_server,
+        help="forward the LFS API to this other LFS server (http://host:port), on "
+        "this origin, instead of serving it",
+    )
     faults = p.add_argument_group("fault injection")
-    faults.add_argument("--fail-every-nth-part", type=parse_count, default=0, metavar="N",
-                        help="answer every Nth part PUT with 500 after reading it")
-    faults.add_argument("--drop-every-nth-body", type=parse_count, default=0, metavar="N",
-                        help="close the connection halfway through every Nth object body")
-    faults.add_argument("--bandwidth", type=parse_positive_size, default=None, metavar="SIZE",
-                        help="cap each connection at SIZE bytes per second")
-    faults.add_argument("--latency", type=parse_seconds, default=0.0, metavar="SECONDS",
-                        help="add this delay to every request")
+    faults.add_argument(
+        "--fail-every-nth-part",
+        type=parse_count,
+        default=0,
+        metavar="N",
+        help="answer every Nth part PUT with 500 after reading it",
+    )
+    faults.add_argument(
+        "--drop-every-nth-body",
+        type=parse_count,
+        default=0,
+        metavar="N",
+        help="close the connection halfway through every Nth object body",
+    )
+    faults.add_argument(
+        "--bandwidth",
+        type=parse_positive_size,
+        default=None,
+        metavar="SIZE",
+        help="cap each connection at SIZE bytes per second",
+    )
+    faults.add_argument(
+        "--latency",
+        type=parse_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="add this delay to every request",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -157,23 +221,31 @@ def run_serve(args: argparse.Namespace) -> int:
     from .faults import Faults
     from .server import LocalGitServer
 
-    faults = Faults(fail_every_nth_part=args.fail_every_nth_part,
-                    drop_every_nth_body=args.drop_every_nth_body,
-                    bandwidth_bytes_per_s=args.bandwidth, latency_s=args.latency)
-    server = LocalGitServer(args.data, host=args.host, port=args.port, token=args.token,
-                            multipart_threshold=args.multipart_threshold,
-                            chunk_size=args.chunk_size, auto_create=args.auto_create,
-                            faults=faults, action_authorization=args.action_authorization,
-                            separate_storage=args.separate_storage,
-                            lfs_server=args.lfs_server)
+    faults = Faults(
+        fail_every_nth_part=args.fail_every_nth_part,
+        drop_every_nth_body=args.drop_every_nth_body,
+        bandwidth_bytes_per_s=args.bandwidth,
+        latency_s=args.latency,
+    )
+    server = LocalGitServer(
+        args.data,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        multipart_threshold=args.multipart_threshold,
+        chunk_size=args.chunk_size,
+        auto_create=args.auto_create,
+        faults=faults,
+        action_authorization=args.action_authorization,
+        separate_storage=args.separate_storage,
+        lfs_server=args.lfs_server,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with server:
         print(server.base_url, flush=True)
         storage = f", objects from {server.storage_url}" if server.storage_url else ""
         print(f"serving {server.data_dir}{storage}; Ctrl-C to stop", file=sys.stderr, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0

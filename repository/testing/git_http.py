@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import threading
@@ -41,7 +42,10 @@ class GitHttpApp:
     """
 
     def __init__(
-        self, repos: RepoStore, *, auto_create: bool,
+        self,
+        repos: RepoStore,
+        *,
+        auto_create: bool,
         injector: Callable[[], FaultInjector] = lambda: FaultInjector(Faults()),
     ) -> None:
         self.repos = repos
@@ -99,12 +103,16 @@ class GitHttpApp:
             if header in environ:
                 env[header] = environ[header]
         proc = subprocess.Popen(
-            ["git", "http-backend"], env=env, cwd=self.repos.root,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            ["git", "http-backend"],
+            env=env,
+            cwd=self.repos.root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         injector = self.injector()
         feeder = threading.Thread(
-            target=_feed, args=(proc, body_chunks(environ, length, throttle=injector.throttle())),
+            target=_feed,
+            args=(proc, body_chunks(environ, length, throttle=injector.throttle())),
             daemon=True,
         )
         feeder.start()
@@ -131,10 +139,8 @@ def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[memoryview]) -> None:
     except (OSError, ValueError):
         proc.kill()  # client went away or backend exited: nothing left to do with the request
     finally:
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.close()
-        except OSError:
-            pass
 
 
 def _read_cgi_headers(stdout: object) -> tuple[str, list[tuple[str, str]]]:

@@ -51,9 +51,16 @@ class LfsApi:
     """
 
     def __init__(
-        self, store: ObjectStore, repos: RepoStore, auth: Auth, *,
-        multipart_threshold: int, chunk_size: int, auto_create: bool,
-        injector: Callable[[], FaultInjector], action_authorization: bool = False,
+        self,
+        store: ObjectStore,
+        repos: RepoStore,
+        auth: Auth,
+        *,
+        multipart_threshold: int,
+        chunk_size: int,
+        auto_create: bool,
+        injector: Callable[[], FaultInjector],
+        action_authorization: bool = False,
     ) -> None:
         self.store = store
         self.repos = repos
@@ -158,17 +165,25 @@ class LfsApi:
             # Large downloads go to a multipart-capable client too: the same ranged GET URL, so
             # its agent may fetch ranges in parallel.
             multipart = "multipart" in transfers and any(
-                (self.store.size(oid) or 0) > self.multipart_threshold for oid, _ in wanted)
-            return json_response(200, {
-                "transfer": "multipart" if multipart else "basic",
-                "objects": [self._download_entry(base, oid, size) for oid, size in wanted]})
+                (self.store.size(oid) or 0) > self.multipart_threshold for oid, _ in wanted
+            )
+            return json_response(
+                200,
+                {
+                    "transfer": "multipart" if multipart else "basic",
+                    "objects": [self._download_entry(base, oid, size) for oid, size in wanted],
+                },
+            )
         multipart = "multipart" in transfers and any(
             size > self.multipart_threshold and self.store.size(oid) is None for oid, size in wanted
         )
-        return json_response(200, {
-            "transfer": "multipart" if multipart else "basic",
-            "objects": [self._upload_entry(base, oid, size, multipart) for oid, size in wanted],
-        })
+        return json_response(
+            200,
+            {
+                "transfer": "multipart" if multipart else "basic",
+                "objects": [self._upload_entry(base, oid, size, multipart) for oid, size in wanted],
+            },
+        )
 
     def _action(self, base: str, path: str, *, signed: bool = False) -> dict[str, Any]:
         """An action on ``base/path``: a URL that authorises itself with a signature, as a
@@ -178,27 +193,44 @@ class LfsApi:
         local = "/" + full.split("/", 3)[3]
         if signed or not self.action_authorization:
             return {"href": f"{full}?sig={self.auth.sign(local)}", "expires_in": URL_TTL_S}
-        return {"href": full, "header": {"Authorization": self.auth.action_authorization(local)},
-                "expires_in": URL_TTL_S}
+        return {
+            "href": full,
+            "header": {"Authorization": self.auth.action_authorization(local)},
+            "expires_in": URL_TTL_S,
+        }
 
     def _download_entry(self, base: str, oid: str, size: int) -> dict[str, Any]:
         have = self.store.size(oid)
         if have is None:
             return {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
-        return {"oid": oid, "size": have, "authenticated": True,
-                "actions": {"download": self._action(base, f"objects/{oid}")}}
+        return {
+            "oid": oid,
+            "size": have,
+            "authenticated": True,
+            "actions": {"download": self._action(base, f"objects/{oid}")},
+        }
 
     def _upload_entry(self, base: str, oid: str, size: int, multipart: bool) -> dict[str, Any]:
         have = self.store.size(oid)
         if have is not None:
             if have != size:
-                return {"oid": oid, "size": size, "error": {
-                    "code": 422, "message": f"object exists with size {have}, not {size}"}}
+                return {
+                    "oid": oid,
+                    "size": size,
+                    "error": {
+                        "code": 422,
+                        "message": f"object exists with size {have}, not {size}",
+                    },
+                }
             return {"oid": oid, "size": size, "authenticated": True}
         verify = self._action(base, "verify")
         if not (multipart and size > self.multipart_threshold):
-            return {"oid": oid, "size": size, "authenticated": True, "actions": {
-                "upload": self._action(base, f"objects/{oid}"), "verify": verify}}
+            return {
+                "oid": oid,
+                "size": size,
+                "authenticated": True,
+                "actions": {"upload": self._action(base, f"objects/{oid}"), "verify": verify},
+            }
         chunk = max(self.chunk_size, -(-size // MAX_PARTS))
         upload = self.store.multipart(oid, size, chunk)
         prefix = f"multipart/{oid}/{quote(upload.upload_id)}"
@@ -206,8 +238,12 @@ class LfsApi:
         for n in range(1, upload.part_count + 1):
             header[f"{n:05d}"] = self._action(base, f"{prefix}/{n}", signed=True)["href"]
         action = {**self._action(base, prefix, signed=True), "header": header}
-        return {"oid": oid, "size": size, "authenticated": True,
-                "actions": {"upload": action, "verify": verify}}
+        return {
+            "oid": oid,
+            "size": size,
+            "authenticated": True,
+            "actions": {"upload": action, "verify": verify},
+        }
 
     # -- transfers --------------------------------------------------------------------------
 
@@ -217,13 +253,15 @@ class LfsApi:
                 self._received[oid] = self._received.get(oid, 0) + len(chunk)
             yield chunk
 
-    def _upload_body(self, environ: Environ, oid: str, length: int | None,
-                     injector: FaultInjector) -> Iterator[memoryview]:
+    def _upload_body(
+        self, environ: Environ, oid: str, length: int | None, injector: FaultInjector
+    ) -> Iterator[memoryview]:
         throttle = injector.throttle()
         if injector.drop_this_body():
             half = (length or 0) // 2
-            for _ in self._counted(oid, body_chunks(environ, length, throttle=throttle,
-                                                     stop_after=half)):
+            for _ in self._counted(
+                oid, body_chunks(environ, length, throttle=throttle, stop_after=half)
+            ):
                 pass
             drop_connection(environ)
         return self._counted(oid, body_chunks(environ, length, throttle=throttle))
@@ -252,7 +290,7 @@ class LfsApi:
         upload = self.store.pending(oid, upload_id)
         body = read_json(environ)
         if not isinstance(body, dict) or body.get("oid") != oid:
-            raise HttpError(422, "completion body must be {\"oid\": <this oid>, \"parts\": [...]}")
+            raise HttpError(422, 'completion body must be {"oid": <this oid>, "parts": [...]}')
         path = upload.complete(body.get("parts"))
         return json_response(200, {"oid": oid, "size": path.stat().st_size})
 
@@ -274,8 +312,11 @@ class LfsApi:
             raise HttpError(404, f"object {oid} not found")
         span = _parse_range(environ.get("HTTP_RANGE"), size)
         start, end = span or (0, size)
-        headers = [("Content-Type", "application/octet-stream"),
-                   ("Content-Length", str(end - start)), ("Accept-Ranges", "bytes")]
+        headers = [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", str(end - start)),
+            ("Accept-Ranges", "bytes"),
+        ]
         status = status_line(200)
         if span is not None:
             status = status_line(206)
@@ -284,8 +325,11 @@ class LfsApi:
             return status, headers, []
         injector = self.injector()
         stop = start + (end - start) // 2 if injector.drop_this_body() else None
-        return status, headers, _file_body(environ, self.store.path(oid), start, end, stop,
-                                           injector)
+        return (
+            status,
+            headers,
+            _file_body(environ, self.store.path(oid), start, end, stop, injector),
+        )
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -308,13 +352,17 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, end = int(first), size if last == "" else min(size, int(last) + 1)
     if start >= end:
-        raise HttpError(416, f"Range {header[:100]!r} not satisfiable: the object has {size} bytes",
-                        [("Content-Range", f"bytes */{size}")])
+        raise HttpError(
+            416,
+            f"Range {header[:100]!r} not satisfiable: the object has {size} bytes",
+            [("Content-Range", f"bytes */{size}")],
+        )
     return start, end
 
 
-def _file_body(environ: Environ, path: Any, start: int, end: int, stop: int | None,
-               injector: FaultInjector) -> Iterator[bytes]:
+def _file_body(
+    environ: Environ, path: Any, start: int, end: int, stop: int | None, injector: FaultInjector
+) -> Iterator[bytes]:
     throttle = injector.throttle()
     with open(path, "rb", buffering=0) as f:
         f.seek(start)

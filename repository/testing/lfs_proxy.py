@@ -18,8 +18,15 @@ from collections.abc import Iterator
 from ._http import CHUNK, Environ, HttpError, Response, body_chunks, content_length
 
 # Headers that belong to one connection, not to the request (RFC 9110 section 7.6.1).
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-               "transfer-encoding", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 _TIMEOUT_S = 300
 
 
@@ -36,14 +43,18 @@ class LfsProxy:
 
     def __call__(self, environ: Environ) -> Response:
         """Forward one request; the response streams back as it arrives."""
-        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or urllib.parse.quote(
-            environ.get("PATH_INFO", "")) + (f"?{environ['QUERY_STRING']}"
-                                             if environ.get("QUERY_STRING") else "")
+        target = (
+            environ.get("RAW_URI")
+            or environ.get("REQUEST_URI")
+            or urllib.parse.quote(environ.get("PATH_INFO", ""))
+            + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+        )
         length = content_length(environ)  # None: a chunked body, forwarded chunked
         connection = http.client.HTTPConnection(*self.upstream, timeout=_TIMEOUT_S)
         try:
-            connection.putrequest(environ["REQUEST_METHOD"], target, skip_host=True,
-                                  skip_accept_encoding=True)
+            connection.putrequest(
+                environ["REQUEST_METHOD"], target, skip_host=True, skip_accept_encoding=True
+            )
             for name, value in _request_headers(environ):
                 connection.putheader(name, value)
             if length is None:
@@ -52,17 +63,23 @@ class LfsProxy:
                 connection.putheader("Content-Length", str(length))
             connection.endheaders()
             for chunk in body_chunks(environ, length):
-                connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-                                if length is None else chunk)
+                connection.send(
+                    f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if length is None else chunk
+                )
             if length is None:
                 connection.send(b"0\r\n\r\n")
             response = connection.getresponse()
         except OSError as error:
             connection.close()
-            raise HttpError(502, f"the LFS server at {self.upstream[0]}:{self.upstream[1]} "
-                            f"did not answer: {error}") from None
-        headers = [(name, value) for name, value in response.getheaders()
-                   if name.lower() not in _HOP_BY_HOP]
+            raise HttpError(
+                502,
+                f"the LFS server at {self.upstream[0]}:{self.upstream[1]} did not answer: {error}",
+            ) from None
+        headers = [
+            (name, value)
+            for name, value in response.getheaders()
+            if name.lower() not in _HOP_BY_HOP
+        ]
         return f"{response.status} {response.reason}", headers, _stream(response, connection)
 
 
@@ -94,8 +111,9 @@ def _request_headers(environ: Environ) -> Iterator[tuple[str, str]]:
                 yield name, value
 
 
-def _stream(response: http.client.HTTPResponse,
-            connection: http.client.HTTPConnection) -> Iterator[bytes]:
+def _stream(
+    response: http.client.HTTPResponse, connection: http.client.HTTPConnection
+) -> Iterator[bytes]:
     try:
         while chunk := response.read(CHUNK):
             yield chunk

@@ -132,7 +132,10 @@ class RepoStore:
         return path
 
     def commit_files(
-        self, name: str, files: Mapping[str, bytes], store_object: Callable[[str, bytes], object],
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        store_object: Callable[[str, bytes], object],
         message: str = "Initial commit",
     ) -> str:
         """Commit ``files`` to ``main`` of an existing repo, LFS files as pointers; return the sha.
@@ -169,13 +172,23 @@ class RepoStore:
         with tempfile.TemporaryDirectory(prefix="lfsrepo-commit-") as tmp:
             index_lines = []
             for rel, data in entries.items():
-                blob = self._git("hash-object", "-w", "--no-filters", "--stdin", cwd=repo, input=data)
+                blob = self._git(
+                    "hash-object", "-w", "--no-filters", "--stdin", cwd=repo, input=data
+                )
                 index_lines.append(f"100644 {blob}\t{rel}\n")
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            self._git("update-index", "--add", "--index-info", cwd=repo,
-                      input="".join(index_lines).encode(), env=env)
+            self._git(
+                "update-index",
+                "--add",
+                "--index-info",
+                cwd=repo,
+                input="".join(index_lines).encode(),
+                env=env,
+            )
             tree = self._git("write-tree", cwd=repo, env=env)
-            parent = self._git("rev-parse", "--verify", "--quiet", "refs/heads/main", cwd=repo, check=False)
+            parent = self._git(
+                "rev-parse", "--verify", "--quiet", "refs/heads/main", cwd=repo, check=False
+            )
             args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
             commit = self._git(*args, cwd=repo, env=_identity())
             self._git("update-ref", "refs/heads/main", commit, cwd=repo)
@@ -195,22 +208,38 @@ class RepoStore:
         out = self._git("for-each-ref", "--format=%(refname) %(objectname)", cwd=self.path(name))
         return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
-    def _git(self, *args: str, cwd: Path | None = None, input: bytes | None = None,
-             env: dict[str, str] | None = None, check: bool = True) -> str:
+    def _git(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> str:
         result = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True, check=False,
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            check=False,
             env={**git_env(), **(env or {})},
         )
         if check and result.returncode:
-            raise RuntimeError(f"git {args[0]} failed: {result.stderr.decode(errors='replace').strip()}")
+            raise RuntimeError(
+                f"git {args[0]} failed: {result.stderr.decode(errors='replace').strip()}"
+            )
         return result.stdout.decode().strip()
 
 
 def _identity() -> dict[str, str]:
     # Server-made commits must not depend on the caller having a git identity.
     name, email = "lfsrepo server", "server@lfsrepo.invalid"
-    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
 
 
 def _clean_relpath(rel: str) -> str:

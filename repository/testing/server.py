@@ -78,17 +78,28 @@ class LocalGitServer:
     """
 
     def __init__(
-        self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
-        token: str | None = None, multipart_threshold: int = DEFAULT_THRESHOLD,
-        chunk_size: int = DEFAULT_CHUNK_SIZE, auto_create: bool = True,
-        faults: Faults | None = None, action_authorization: bool = False,
-        separate_storage: bool = False, lfs_server: str | None = None,
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        multipart_threshold: int = DEFAULT_THRESHOLD,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        auto_create: bool = True,
+        faults: Faults | None = None,
+        action_authorization: bool = False,
+        separate_storage: bool = False,
+        lfs_server: str | None = None,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
             raise ValueError("chunk_size must be positive and multipart_threshold >= 0")
         self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else Path(
-            tempfile.mkdtemp(prefix="lfsrepo-server-"))
+        self.data_dir = (
+            Path(data_dir)
+            if data_dir is not None
+            else Path(tempfile.mkdtemp(prefix="lfsrepo-server-"))
+        )
         self.data_dir = self.data_dir.resolve()
         self.host, self.port, self.token = host, port, token
         self.auth = Auth(token)
@@ -97,8 +108,13 @@ class LocalGitServer:
         self._injector = FaultInjector(faults or Faults())
         self.git = GitHttpApp(self.repos, auto_create=auto_create, injector=lambda: self._injector)
         self.lfs = LfsApi(
-            self.store, self.repos, self.auth, multipart_threshold=multipart_threshold,
-            chunk_size=chunk_size, auto_create=auto_create, injector=lambda: self._injector,
+            self.store,
+            self.repos,
+            self.auth,
+            multipart_threshold=multipart_threshold,
+            chunk_size=chunk_size,
+            auto_create=auto_create,
+            injector=lambda: self._injector,
             action_authorization=action_authorization,
         )
         self.separate_storage = separate_storage
@@ -212,8 +228,9 @@ class LocalGitServer:
         """
         self.repos.create(name)
         if files:
-            self.repos.commit_files(name, files, lambda oid, data: self.store.ingest(
-                oid, len(data), [data]))
+            self.repos.commit_files(
+                name, files, lambda oid, data: self.store.ingest(oid, len(data), [data])
+            )
         return self.repo_url(name)
 
     def list_refs(self, name: str) -> dict[str, str]:
@@ -278,8 +295,11 @@ class LocalGitServer:
                 status, headers, body = self.git(environ)
         except HttpError as error:
             status, headers, body = json_response(
-                error.status, {"message": error.message}, error.headers,
-                "application/vnd.git-lfs+json" if lfs else "application/json")
+                error.status,
+                {"message": error.message},
+                error.headers,
+                "application/vnd.git-lfs+json" if lfs else "application/json",
+            )
         except (ConnectionError, TimeoutError):
             raise  # the client went away (or a fault dropped it): nothing to answer
         except Exception:  # noqa: BLE001 - log for the operator, never a traceback to the client
@@ -291,12 +311,14 @@ class LocalGitServer:
     def _storage_wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """The storage origin: object transfers only (no git, no batch API), each one recorded."""
         path = environ.get("PATH_INFO", "")
-        self.storage_requests.append(RecordedRequest(
-            environ["REQUEST_METHOD"], path, environ.get("HTTP_AUTHORIZATION")))
+        self.storage_requests.append(
+            RecordedRequest(environ["REQUEST_METHOD"], path, environ.get("HTTP_AUTHORIZATION"))
+        )
         route = LfsApi.split_path(path) if "/info/lfs/" in path else None
         if route is None or route[1] == "objects/batch":
             status, headers, body = json_response(
-                404, {"message": "the storage origin serves object transfers only"})
+                404, {"message": "the storage origin serves object transfers only"}
+            )
             start_response(status, headers)
             return body
         return self.wsgi(environ, start_response)

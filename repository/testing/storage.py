@@ -271,7 +271,9 @@ class MultipartUpload:
         finally:
             os.close(fd)
         if offset != end:
-            raise StorageError(400, f"part {number} must be {end - start} bytes, got {offset - start}")
+            raise StorageError(
+                400, f"part {number} must be {end - start} bytes, got {offset - start}"
+            )
         etag = f'"{secrets.token_hex(16)}"'
         with self._lock:
             self._etags[number] = etag
@@ -304,7 +306,8 @@ class MultipartUpload:
             return os.open(self.file, flags)
         except FileNotFoundError:
             raise StorageError(
-                404, f"upload {self.upload_id} of {self.oid} is no longer pending") from None
+                404, f"upload {self.upload_id} of {self.oid} is no longer pending"
+            ) from None
 
     def complete(self, parts: object) -> Path:
         """Check the client's part list against the parts received, verify the sha256, publish.
@@ -327,7 +330,9 @@ class MultipartUpload:
                     raise StorageError(422, f"part entry {expected} is not an object")
                 number, etag = part.get("partNumber"), part.get("etag")
                 if number != expected:
-                    raise StorageError(422, f"part {expected}: got partNumber {number!r} (parts go in order)")
+                    raise StorageError(
+                        422, f"part {expected}: got partNumber {number!r} (parts go in order)"
+                    )
                 have = self._etags.get(number)
                 if have is None:
                     raise StorageError(422, f"part {number} was never received")
@@ -336,7 +341,9 @@ class MultipartUpload:
             self._hash_ready_parts()
             if self._states[-1].hexdigest() != self.oid or len(self._states) != self.part_count + 1:
                 self.discard()
-                raise StorageError(422, f"assembled content does not match oid {self.oid}; upload discarded")
+                raise StorageError(
+                    422, f"assembled content does not match oid {self.oid}; upload discarded"
+                )
             path = self.store._publish(self.file, self.oid)
             self.store._finished(self)
             return path

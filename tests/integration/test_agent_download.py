@@ -37,10 +37,15 @@ def stored_object(server: LocalGitServer, tmp_path: Path, size: int) -> tuple[st
     subprocess.run(["git", "commit", "-q", "-m", "o"], cwd=clone, check=True)
     subprocess.run(["git", "push", "-q", "origin", "main"], cwd=clone, check=True)
     oid = hashlib.sha256(data).hexdigest()
-    batch = requests.post(f"{url}/info/lfs/objects/batch", timeout=10, data=json.dumps(
-        {"operation": "download", "objects": [{"oid": oid, "size": size}]}),
-        headers={"Accept": "application/vnd.git-lfs+json",
-                 "Content-Type": "application/vnd.git-lfs+json"})
+    batch = requests.post(
+        f"{url}/info/lfs/objects/batch",
+        timeout=10,
+        data=json.dumps({"operation": "download", "objects": [{"oid": oid, "size": size}]}),
+        headers={
+            "Accept": "application/vnd.git-lfs+json",
+            "Content-Type": "application/vnd.git-lfs+json",
+        },
+    )
     return oid, data, batch.json()["objects"][0]["actions"]["download"]
 
 
@@ -55,7 +60,8 @@ def test_ranged_parallel_download_with_and_without_drops(server, tmp_path, monke
     events = tmp_path / "events"
     fd = os.open(events, os.O_WRONLY | os.O_CREAT)
     path = download.Downloader(4, str(tmp_path / "lfs-tmp")).download(
-        {"oid": oid, "size": size, "action": action}, Progress(MessageWriter(fd), oid, size))
+        {"oid": oid, "size": size, "action": action}, Progress(MessageWriter(fd), oid, size)
+    )
     os.close(fd)
     server.faults = Faults()
     log.configure(None)

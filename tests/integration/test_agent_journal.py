@@ -47,8 +47,15 @@ def legacy_path(clone: Path, oid: str) -> Path:
 def failing_push(server: LocalGitServer, clone: Path, fail_every_nth_part: int) -> None:
     """Push with one part in flight and one attempt per part; every Nth part PUT fails."""
     server.faults = Faults(fail_every_nth_part=fail_every_nth_part)
-    result = git(clone, "push", "-q", "origin", "main", check=False,
-                 env={"LFSREPO_AGENT_CONCURRENCY": "1", "LFSREPO_AGENT_ATTEMPTS": "1"})
+    result = git(
+        clone,
+        "push",
+        "-q",
+        "origin",
+        "main",
+        check=False,
+        env={"LFSREPO_AGENT_CONCURRENCY": "1", "LFSREPO_AGENT_ATTEMPTS": "1"},
+    )
     server.faults = Faults()
     assert result.returncode != 0, "the push was meant to fail"
     assert "injected failure of part" in result.stdout + result.stderr
@@ -104,11 +111,11 @@ def test_a_journal_older_than_the_limit_is_dropped_and_everything_is_sent(server
     assert etags(journal) == [1, 2]
     age(journal, JOURNAL_MAX_AGE + HOUR)
     # Journals of other uploads: one past the limit goes, a younger one stays.
-    other_stale, other_young = (journal.with_name(f"lfsrepo-multipart-{c * 64}.json")
-                                for c in "ab")
+    other_stale, other_young = (journal.with_name(f"lfsrepo-multipart-{c * 64}.json") for c in "ab")
     for other, seconds in ((other_stale, JOURNAL_MAX_AGE + HOUR), (other_young, 6 * 24 * HOUR)):
-        other.write_text(json.dumps({"oid": other.stem[-64:], "size": 1, "chunk_size": 1,
-                                     "etags": {"1": '"x"'}}))
+        other.write_text(
+            json.dumps({"oid": other.stem[-64:], "size": 1, "chunk_size": 1, "etags": {"1": '"x"'}})
+        )
         age(other, seconds)
 
     assert push_and_measure(server, clone, oid) == SIZE

@@ -34,8 +34,13 @@ def clone(server, tmp_path, request):
 
 
 def test_push_and_clone_multipart_objects_of_several_sizes(server, clone, tmp_path):
-    sizes = {"exact.bin": 3 * CHUNK, "over.bin": 3 * CHUNK + 1, "under.bin": 3 * CHUNK - 1,
-             "single.bin": 3 * MiB, "small.bin": 1000}
+    sizes = {
+        "exact.bin": 3 * CHUNK,
+        "over.bin": 3 * CHUNK + 1,
+        "under.bin": 3 * CHUNK - 1,
+        "single.bin": 3 * MiB,
+        "small.bin": 1000,
+    }
     oids = commit(clone, sizes)
     log = tmp_path / "agent.log"
     git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_LOG": str(log)})
@@ -72,8 +77,7 @@ def test_push_survives_failed_parts_and_dropped_connections(server, clone):
 def test_a_part_that_always_fails_fails_the_push_naming_object_and_cause(server, clone):
     oids = commit(clone, {"doomed.bin": 12 * MiB})
     server.faults = Faults(fail_every_nth_part=1)
-    result = git(clone, "push", "origin", "main", check=False,
-                 env={"LFSREPO_AGENT_ATTEMPTS": "2"})
+    result = git(clone, "push", "origin", "main", check=False, env={"LFSREPO_AGENT_ATTEMPTS": "2"})
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert oids["doomed.bin"] in output
@@ -88,9 +92,14 @@ def test_killed_push_resumes_without_resending_finished_parts(server, clone):
     # Two parts at a time at 10 MB/s each: the push takes ~2 s, so the kill lands mid-upload.
     server.faults = Faults(bandwidth_bytes_per_s=10 * MiB)
     env = {**os.environ, "LFSREPO_AGENT_CONCURRENCY": "2"}
-    push = subprocess.Popen(["git", "push", "-q", "origin", "main"], cwd=clone, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    push = subprocess.Popen(
+        ["git", "push", "-q", "origin", "main"],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while server.bytes_received(oid) < size // 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -132,8 +141,14 @@ def test_git_lfs_pull_downloads_large_objects_through_the_agent(server, clone, t
     oids = commit(clone, {"weights.bin": 3 * CHUNK + 5, "tiny.bin": 10})
     git(clone, "push", "-q", "origin", "main")
     fresh = tmp_path / "fresh"
-    git(tmp_path, "clone", "-q", server.repo_url(clone_name(server, clone)), str(fresh),
-        env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    git(
+        tmp_path,
+        "clone",
+        "-q",
+        server.repo_url(clone_name(server, clone)),
+        str(fresh),
+        env={"GIT_LFS_SKIP_SMUDGE": "1"},
+    )
     enable_largefiles(fresh)
     log = tmp_path / "agent.log"
     server.faults = Faults(drop_every_nth_body=2)  # ranges resume after a dropped connection

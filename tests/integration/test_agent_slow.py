@@ -22,8 +22,7 @@ def test_push_over_5_gib_with_the_default_threshold(tmp_path):
         url = server.create_repo("slow/huge")
         clone = tmp_path / "clone"
         subprocess.run(["git", "clone", "-q", url, str(clone)], check=True)
-        subprocess.run(["git", "lfs", "track", "*.bin"], cwd=clone, check=True,
-                       capture_output=True)
+        subprocess.run(["git", "lfs", "track", "*.bin"], cwd=clone, check=True, capture_output=True)
         enable_largefiles(clone)
         digest = hashlib.sha256()
         block = os.urandom(64 * MiB)
@@ -40,8 +39,12 @@ def test_push_over_5_gib_with_the_default_threshold(tmp_path):
         subprocess.run(["git", "add", "."], cwd=clone, check=True)
         subprocess.run(["git", "commit", "-q", "-m", "huge"], cwd=clone, check=True)
         log = tmp_path / "agent.log"
-        subprocess.run(["git", "push", "-q", "origin", "main"], cwd=clone, check=True,
-                       env={**os.environ, "LFSREPO_AGENT_LOG": str(log)})
+        subprocess.run(
+            ["git", "push", "-q", "origin", "main"],
+            cwd=clone,
+            check=True,
+            env={**os.environ, "LFSREPO_AGENT_LOG": str(log)},
+        )
         assert f"upload {oid}" in log.read_text()  # the agent did it, in parts
         assert server.lfs_object_size(oid) == size
         stored = hashlib.sha256()

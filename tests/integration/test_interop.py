@@ -52,6 +52,7 @@ def ours(server: LocalGitServer) -> Callable[[str, str], bytes | None]:
     def stored(name: str, oid: str) -> bytes | None:
         path = server.lfs_object_path(oid)
         return path.read_bytes() if path else None
+
     return stored
 
 
@@ -59,19 +60,23 @@ def from_giftless(giftless: Giftless) -> Callable[[str, str], bytes | None]:
     def stored(name: str, oid: str) -> bytes | None:
         path = giftless.object_path(name, oid)
         return path.read_bytes() if path.is_file() else None
+
     return stored
 
 
-@pytest.fixture(scope="module", params=["lfsrepo", "lfsrepo-per-action-headers",
-                                        "giftless-anonymous", "giftless-jwt"])
+@pytest.fixture(
+    scope="module",
+    params=["lfsrepo", "lfsrepo-per-action-headers", "giftless-anonymous", "giftless-jwt"],
+)
 def remote(request, tmp_path_factory) -> Iterator[Remote]:
     kind = request.param
     if kind.startswith("lfsrepo"):
         with LocalGitServer(token=TOKEN, action_authorization=kind.endswith("headers")) as git:
             yield Remote(git, None, TOKEN, ours(git))
         return
-    giftless = Giftless(tmp_path_factory.mktemp(kind),
-                        secret="giftless-jwt-key" if kind == "giftless-jwt" else None).start()
+    giftless = Giftless(
+        tmp_path_factory.mktemp(kind), secret="giftless-jwt-key" if kind == "giftless-jwt" else None
+    ).start()
     try:
         if kind == "giftless-anonymous":
             with LocalGitServer(lfs_server=giftless.url) as git:

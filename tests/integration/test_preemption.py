@@ -63,8 +63,10 @@ REPO = "ns/kill-loop"
 # The remote, before the job starts: a few MB of LFS so the first clone takes a moment.
 SEED_FILES = {
     "README.md": b"# kill loop\n",
-    **{f"seed/base-{i}.bin": random.Random(1000 + i).randbytes(700_000 + 400_000 * i)
-       for i in range(4)},
+    **{
+        f"seed/base-{i}.bin": random.Random(1000 + i).randbytes(700_000 + 400_000 * i)
+        for i in range(4)
+    },
 }
 REQUIRED_PHASES = ("clone", "pull", "add", "commit", "push", "lfs-upload")
 
@@ -75,7 +77,7 @@ def checkpoint_bytes(step: int) -> bytes:
     return rng.randbytes(1024 * 1024 + rng.randrange(1024 * 1024))
 
 
-TRAIN_SCRIPT = f'''
+TRAIN_SCRIPT = f"""
 import os, random, subprocess, sys
 from repository import Repository
 
@@ -103,7 +105,7 @@ for step in range(done + 1, steps + 1):
     print(f"step {{step}} committed", flush=True)
 repo.git_push()
 print("DONE", flush=True)
-'''
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,26 +124,39 @@ class Target:
             return False
         verbs = {p.verb for p in procs}
         return (self.needs is None or self.needs in verbs) and (
-            self.excludes is None or self.excludes not in verbs)
+            self.excludes is None or self.excludes not in verbs
+        )
 
 
-TARGETS = {t.name: t for t in (
-    Target("clone", "clone", 0.04, needs="clone"),  # git clone itself: the checkout, the pack
-    Target("clone-lfs", "clone", 0.5, needs="lfs pull"),  # the clone's LFS download
-    Target("fetch", "pull", 0.015, excludes="pull"),  # Repository() reusing the clone fetches
-    Target("pull", "pull", 0.015, needs="pull"),  # commit()'s pull --rebase --autostash
-    # A rebase: the remote is moved just before such a run, and the clone holds a commit its
-    # last run could not push (the cycle puts an LFS upload kill before).
-    Target("rebase", "pull", 0.01, needs="rebase"),
-    Target("add", "add", 0.015),  # auto-tracking (status, ls-files, check-attr), git add
-    Target("commit", "commit", 0.02),
-    Target("push-start", "push", 0.005, excludes="send-pack"),  # refs advertised, before LFS
-    Target("lfs-upload", "lfs-upload", 0.5),  # pre-push hook, git-lfs, the multipart agent
-    Target("push-send", "push", 0.01, needs="send-pack"),  # the pack and the ref update
-    Target("random", None),
-)}
-CYCLE = ("pull", "add", "commit", "lfs-upload", "rebase", "push-send", "random", "fetch",
-         "push-start")
+TARGETS = {
+    t.name: t
+    for t in (
+        Target("clone", "clone", 0.04, needs="clone"),  # git clone itself: the checkout, the pack
+        Target("clone-lfs", "clone", 0.5, needs="lfs pull"),  # the clone's LFS download
+        Target("fetch", "pull", 0.015, excludes="pull"),  # Repository() reusing the clone fetches
+        Target("pull", "pull", 0.015, needs="pull"),  # commit()'s pull --rebase --autostash
+        # A rebase: the remote is moved just before such a run, and the clone holds a commit its
+        # last run could not push (the cycle puts an LFS upload kill before).
+        Target("rebase", "pull", 0.01, needs="rebase"),
+        Target("add", "add", 0.015),  # auto-tracking (status, ls-files, check-attr), git add
+        Target("commit", "commit", 0.02),
+        Target("push-start", "push", 0.005, excludes="send-pack"),  # refs advertised, before LFS
+        Target("lfs-upload", "lfs-upload", 0.5),  # pre-push hook, git-lfs, the multipart agent
+        Target("push-send", "push", 0.01, needs="send-pack"),  # the pack and the ref update
+        Target("random", None),
+    )
+}
+CYCLE = (
+    "pull",
+    "add",
+    "commit",
+    "lfs-upload",
+    "rebase",
+    "push-send",
+    "random",
+    "fetch",
+    "push-start",
+)
 
 
 @dataclasses.dataclass
@@ -160,9 +175,11 @@ class Kill:
         how = "" if self.aimed else " (target not seen: fallback instant)"
         left = ", ".join(self.left_in_clone) or "nothing"
         server = f"; server: {', '.join(self.left_on_server)}" if self.left_on_server else ""
-        return (f"  #{self.number:<2} run {self.run:<2} aimed at {self.target:<10} hit "
-                f"{self.hit:<10} at {self.at_s:5.2f} s{how}\n"
-                f"        running: {self.running}\n        left: {left}{server}")
+        return (
+            f"  #{self.number:<2} run {self.run:<2} aimed at {self.target:<10} hit "
+            f"{self.hit:<10} at {self.at_s:5.2f} s{how}\n"
+            f"        running: {self.running}\n        left: {left}{server}"
+        )
 
 
 class KillLoop:
@@ -190,8 +207,10 @@ class KillLoop:
 
     def log(self) -> str:
         hits = collections.Counter(kill.hit for kill in self.kills)
-        summary = (f"seed {SEED} (set LFSREPO_KILL_LOOP_SEED to change it), {len(self.kills)} "
-                   f"kills in {self.runs} runs; hits by phase: {dict(sorted(hits.items()))}")
+        summary = (
+            f"seed {SEED} (set LFSREPO_KILL_LOOP_SEED to change it), {len(self.kills)} "
+            f"kills in {self.runs} runs; hits by phase: {dict(sorted(hits.items()))}"
+        )
         lines = [summary, *(kill.line() for kill in self.kills)]
         if self.events:
             lines += ["events:", *(f"  {event}" for event in self.events)]
@@ -205,9 +224,13 @@ class KillLoop:
     def job(self) -> Job:
         run = self.runs
         self.runs += 1
-        return Job([PYTHON, str(self.script), self.url, str(self.clone), str(STEPS)],
-                   token=f"{self.token}:{run}", out=self.logs / f"run-{run:02d}.out",
-                   err=self.logs / f"run-{run:02d}.err", cwd=self.tmp_path)
+        return Job(
+            [PYTHON, str(self.script), self.url, str(self.clone), str(STEPS)],
+            token=f"{self.token}:{run}",
+            out=self.logs / f"run-{run:02d}.out",
+            err=self.logs / f"run-{run:02d}.err",
+            cwd=self.tmp_path,
+        )
 
     def next_target(self) -> Target:
         clone_hits = [k for k in self.kills if k.hit == "clone"]
@@ -223,8 +246,11 @@ class KillLoop:
         """Required phases no kill hit yet (``targetable``: that a kill can still aim at: the
         clone is over once a run got past it)."""
         hit = {kill.hit for kill in self.kills}
-        return [p for p in REQUIRED_PHASES
-                if p not in hit and not (targetable and p == "clone" and self.clone_done)]
+        return [
+            p
+            for p in REQUIRED_PHASES
+            if p not in hit and not (targetable and p == "clone" and self.clone_done)
+        ]
 
     def wants_more_kills(self) -> bool:
         if len(self.kills) < MIN_KILLS:
@@ -259,10 +285,18 @@ class KillLoop:
                 self.exited_by_itself(job, f"just before the kill aimed at {target.name}")
                 return None
             snapshot = job.kill()
-        kill = Kill(len(self.kills), self.runs - 1, target.name, at, classify(snapshot, job.pid),
-                    describe(snapshot, job.pid), aimed,
-                    leftovers(self.clone), leftovers(self.bare) + [
-                        f"lfs/tmp/{name}" for name in _names(self.server.data_dir / "lfs" / "tmp")])
+        kill = Kill(
+            len(self.kills),
+            self.runs - 1,
+            target.name,
+            at,
+            classify(snapshot, job.pid),
+            describe(snapshot, job.pid),
+            aimed,
+            leftovers(self.clone),
+            leftovers(self.bare)
+            + [f"lfs/tmp/{name}" for name in _names(self.server.data_dir / "lfs" / "tmp")],
+        )
         self.kills.append(kill)
         return kill
 
@@ -280,7 +314,8 @@ class KillLoop:
             f"after a kill with no repair by hand).\nThe kill before it:\n{previous}\n"
             f"what the clone holds now: {', '.join(leftovers(self.clone)) or 'no leftover'}\n"
             f"stderr of run {self.runs - 1} (last lines):\n{textwrap.indent(tail(err), '  ')}\n"
-            f"stdout:\n{textwrap.indent(tail(out, 5), '  ')}")
+            f"stdout:\n{textwrap.indent(tail(out, 5), '  ')}"
+        )
 
     def final_run(self) -> str:
         """Run to the end, unkilled, bounded; return its stdout."""
@@ -289,15 +324,19 @@ class KillLoop:
             running = describe(job.members(), job.pid)
         out, err = job.output()
         if status is None:
-            self.fail(f"the last run (run {self.runs - 1}, no more kills) did not finish within "
-                      f"{FINAL_RUN_TIMEOUT_S:.0f} s; it was running: {running}\nstdout:\n"
-                      f"{textwrap.indent(tail(out), '  ')}\nstderr:\n"
-                      f"{textwrap.indent(tail(err), '  ')}")
+            self.fail(
+                f"the last run (run {self.runs - 1}, no more kills) did not finish within "
+                f"{FINAL_RUN_TIMEOUT_S:.0f} s; it was running: {running}\nstdout:\n"
+                f"{textwrap.indent(tail(out), '  ')}\nstderr:\n"
+                f"{textwrap.indent(tail(err), '  ')}"
+            )
         if status != 0 or "DONE" not in out:
-            self.fail(f"the last run (run {self.runs - 1}, no more kills) exited with status "
-                      f"{status}{'' if 'DONE' in out else ' without printing DONE'}\nstdout:\n"
-                      f"{textwrap.indent(tail(out), '  ')}\nstderr:\n"
-                      f"{textwrap.indent(tail(err), '  ')}")
+            self.fail(
+                f"the last run (run {self.runs - 1}, no more kills) exited with status "
+                f"{status}{'' if 'DONE' in out else ' without printing DONE'}\nstdout:\n"
+                f"{textwrap.indent(tail(out), '  ')}\nstderr:\n"
+                f"{textwrap.indent(tail(err), '  ')}"
+            )
         return out
 
     def maybe_move_the_remote(self) -> None:
@@ -320,13 +359,27 @@ class KillLoop:
         self.events.append(f"after run {self.runs - 1}: a second writer pushed {note!r}")
 
 
-def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=timeout, check=False)
+def git(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} in {cwd} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"git {' '.join(args)} in {cwd} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -342,8 +395,10 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-POINTER_RE = re.compile(rb"^version https://git-lfs.github.com/spec/v1\noid sha256:([0-9a-f]{64})"
-                        rb"\nsize ([0-9]+)\n$")
+POINTER_RE = re.compile(
+    rb"^version https://git-lfs.github.com/spec/v1\noid sha256:([0-9a-f]{64})"
+    rb"\nsize ([0-9]+)\n$"
+)
 
 
 # The servers keep their data in tmp_path: a killed client's upload may still sit in socket
@@ -353,16 +408,21 @@ POINTER_RE = re.compile(rb"^version https://git-lfs.github.com/spec/v1\noid sha2
 @pytest.fixture
 def kill_loop_server(tmp_path) -> Iterator[tuple[LocalGitServer, str]]:
     # Multipart above 1 MiB in 512 KiB parts: every checkpoint goes through the lfs_agent.
-    with LocalGitServer(tmp_path / "server", host="127.0.0.1", multipart_threshold=1 * MiB,
-                        chunk_size=512 * 1024, faults=Faults(bandwidth_bytes_per_s=BANDWIDTH)
-                        ) as server:
+    with LocalGitServer(
+        tmp_path / "server",
+        host="127.0.0.1",
+        multipart_threshold=1 * MiB,
+        chunk_size=512 * 1024,
+        faults=Faults(bandwidth_bytes_per_s=BANDWIDTH),
+    ) as server:
         url = server.create_repo(REPO, files=SEED_FILES)
         yield server, url
 
 
 @pytest.mark.timeout(175)
 def test_training_job_killed_at_every_phase_resumes_and_pushes_every_step_once(
-        kill_loop_server, tmp_path):
+    kill_loop_server, tmp_path
+):
     server, url = kill_loop_server
     loop = KillLoop(tmp_path, server, url)
     started = time.monotonic()
@@ -382,8 +442,10 @@ def test_training_job_killed_at_every_phase_resumes_and_pushes_every_step_once(
         killing_s = time.monotonic() - started
         if not finished_early:
             loop.final_run()
-        loop.events.append(f"{killing_s:.1f} s of kills, then the last run took "
-                           f"{time.monotonic() - started - killing_s:.1f} s")
+        loop.events.append(
+            f"{killing_s:.1f} s of kills, then the last run took "
+            f"{time.monotonic() - started - killing_s:.1f} s"
+        )
     finally:
         for proc in processes(loop.token):  # nothing of any run may outlive the test
             with contextlib.suppress(ProcessLookupError):
@@ -391,9 +453,14 @@ def test_training_job_killed_at_every_phase_resumes_and_pushes_every_step_once(
 
     print(loop.log())  # shown with -s, and with the captured output of a failure
     if len(loop.kills) < MIN_KILLS:
-        loop.fail(f"only {len(loop.kills)} kills (at least {MIN_KILLS} wanted)"
-                  + (": the script finished every step first; raise STEPS" if finished_early
-                     else f": the kill budget of {KILL_BUDGET_S:.0f} s ran out"))
+        loop.fail(
+            f"only {len(loop.kills)} kills (at least {MIN_KILLS} wanted)"
+            + (
+                ": the script finished every step first; raise STEPS"
+                if finished_early
+                else f": the kill budget of {KILL_BUDGET_S:.0f} s ran out"
+            )
+        )
     missing = loop.missing_phases()
     if missing:
         loop.fail(f"no kill landed in {', '.join(missing)}")
@@ -416,12 +483,15 @@ def check_remote(loop: KillLoop) -> None:
             f"the remote's history does not hold step 1..{STEPS} exactly once each, in order:\n"
             f"  missing: {[s for s in wanted if s not in counts]}\n"
             f"  more than once: {sorted(s for s, n in counts.items() if n > 1)}\n"
-            f"  order: {steps}")
+            f"  order: {steps}"
+        )
     others = [s for s in subjects if s not in wanted]
     expected_others = ["Initial commit", *loop.notes]
     if sorted(others) != sorted(expected_others):
-        loop.fail(f"the remote's history has other commits than the seed, the second writer's "
-                  f"notes and the steps: {others} (expected {expected_others})")
+        loop.fail(
+            f"the remote's history has other commits than the seed, the second writer's "
+            f"notes and the steps: {others} (expected {expected_others})"
+        )
     for step in range(1, STEPS + 1):
         name = f"ckpt/step-{step:03d}.bin"
         if read(fresh / name) != checkpoint_bytes(step):
@@ -436,7 +506,8 @@ def check_remote(loop: KillLoop) -> None:
 
     # Every LFS file of the remote's tip is a pointer, and the server's object is whole.
     lfs_files = [name for name in SEED_FILES if name.endswith(".bin")] + [
-        f"ckpt/step-{step:03d}.bin" for step in range(1, STEPS + 1)]
+        f"ckpt/step-{step:03d}.bin" for step in range(1, STEPS + 1)
+    ]
     for name in lfs_files:
         pointer = POINTER_RE.match(git(fresh, "cat-file", "blob", f"HEAD:{name}").stdout.encode())
         if pointer is None:
@@ -444,16 +515,20 @@ def check_remote(loop: KillLoop) -> None:
         oid = pointer.group(1).decode()
         stored = loop.server.lfs_object_path(oid)
         if stored is None or sha256(stored.read_bytes()) != oid:
-            loop.fail(f"the server's LFS object of {name} ({oid}) is "
-                      + ("missing" if stored is None else "corrupt"))
+            loop.fail(
+                f"the server's LFS object of {name} ({oid}) is "
+                + ("missing" if stored is None else "corrupt")
+            )
     for stored in (loop.server.data_dir / "lfs" / "objects").rglob("*"):
         if stored.is_file() and sha256(stored.read_bytes()) != stored.name:
             loop.fail(f"the server stores a corrupt LFS object: {stored}")
 
     fsck = git(loop.bare, "fsck", "--full", check=False)
     if fsck.returncode != 0:
-        loop.fail(f"git fsck --full fails in the server's repository {loop.bare}:\n"
-                  f"{fsck.stdout}{fsck.stderr}")
+        loop.fail(
+            f"git fsck --full fails in the server's repository {loop.bare}:\n"
+            f"{fsck.stdout}{fsck.stderr}"
+        )
 
 
 def check_resumed_clone(loop: KillLoop) -> None:
@@ -461,27 +536,35 @@ def check_resumed_clone(loop: KillLoop) -> None:
     clone = loop.clone
     fsck = git(clone, "fsck", "--full", check=False)
     if fsck.returncode != 0:
-        loop.fail(f"git fsck --full fails in the killed-and-resumed clone:\n"
-                  f"{fsck.stdout}{fsck.stderr}")
+        loop.fail(
+            f"git fsck --full fails in the killed-and-resumed clone:\n{fsck.stdout}{fsck.stderr}"
+        )
     remote_tip = loop.server.list_refs(REPO)["refs/heads/main"]
     head = git(clone, "rev-parse", "HEAD").stdout.strip()
     if head != remote_tip:
         loop.fail(f"the resumed clone's HEAD {head} is not the remote's main {remote_tip}")
     # Stale locks and half-done operations break or mislead later git commands; git-lfs's
     # temporary files and AUTO_MERGE are only litter, and not checked.
-    left = [path for path in leftovers(clone) if path.endswith((".lock", "/")) or
-            Path(path).name in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")]
+    left = [
+        path
+        for path in leftovers(clone)
+        if path.endswith((".lock", "/"))
+        or Path(path).name in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
+    ]
     if left:
         loop.fail(f"after its last run, the clone still holds leftovers: {left}")
     # A resumed job loads its last checkpoint from the clone: files, not LFS pointers.
     for step in range(1, STEPS + 1):
         if read(clone / f"ckpt/step-{step:03d}.bin") != checkpoint_bytes(step):
-            loop.fail(f"ckpt/step-{step:03d}.bin in the resumed clone is not step {step}'s "
-                      "checkpoint")
+            loop.fail(
+                f"ckpt/step-{step:03d}.bin in the resumed clone is not step {step}'s checkpoint"
+            )
     for name, data in SEED_FILES.items():
         if read(clone / name) != data:
-            loop.fail(f"{name} in the resumed clone is not its content (an LFS pointer left by "
-                      "a clone killed before its LFS download?)")
+            loop.fail(
+                f"{name} in the resumed clone is not its content (an LFS pointer left by "
+                "a clone killed before its LFS download?)"
+            )
 
 
 # ----- SIGTERM: a job told to stop waits for its push, within a grace period ------------------
@@ -547,18 +630,22 @@ class PacedPush:
         self.landed_at_exit = self.status is not None and self.landed()
 
     def report(self) -> str:
-        return (f"exit status {self.status}, {self.exited_at - self.signalled_at:.2f} s after "
-                f"the (first) SIGTERM; push landed when it exited: {self.landed_at_exit}\n"
-                f"stdout:\n{textwrap.indent(tail(self.out, 8), '  ')}\n"
-                f"stderr:\n{textwrap.indent(tail(self.err), '  ')}")
+        return (
+            f"exit status {self.status}, {self.exited_at - self.signalled_at:.2f} s after "
+            f"the (first) SIGTERM; push landed when it exited: {self.landed_at_exit}\n"
+            f"stdout:\n{textwrap.indent(tail(self.out, 8), '  ')}\n"
+            f"stderr:\n{textwrap.indent(tail(self.err), '  ')}"
+        )
 
 
 @pytest.fixture
 def paced_push(tmp_path) -> Iterator[Callable[..., PacedPush]]:
     """Start the push script against a throttled server; stop at the push, already running."""
     jobs: list[Job] = []
-    with LocalGitServer(tmp_path / "server", host="127.0.0.1",
-                        faults=Faults(bandwidth_bytes_per_s=PACED_BANDWIDTH)) as server:
+    with LocalGitServer(
+        tmp_path / "server", host="127.0.0.1", faults=Faults(bandwidth_bytes_per_s=PACED_BANDWIDTH)
+    ) as server:
+
         def start(size: int, grace: str | None = None) -> PacedPush:
             name = f"ns/paced-{len(jobs)}"
             url = server.create_repo(name, files={"README.md": b"paced\n"})
@@ -568,17 +655,25 @@ def paced_push(tmp_path) -> Iterator[Callable[..., PacedPush]]:
             env.pop("LFSREPO_TERM_GRACE", None)
             if grace is not None:
                 env["LFSREPO_TERM_GRACE"] = grace
-            job = Job([PYTHON, str(script), url, str(tmp_path / f"clone-{len(jobs)}"), str(size)],
-                      token=f"paced-{uuid.uuid4().hex}", out=tmp_path / f"push-{len(jobs)}.out",
-                      err=tmp_path / f"push-{len(jobs)}.err", env=env, cwd=tmp_path)
+            job = Job(
+                [PYTHON, str(script), url, str(tmp_path / f"clone-{len(jobs)}"), str(size)],
+                token=f"paced-{uuid.uuid4().hex}",
+                out=tmp_path / f"push-{len(jobs)}.out",
+                err=tmp_path / f"push-{len(jobs)}.err",
+                env=env,
+                cwd=tmp_path,
+            )
             jobs.append(job)
             job.__enter__()
             paced = PacedPush(job, server, name, url)
             deadline = time.monotonic() + 30
             while not any(p.verb == "push" for p in job.members()):
                 if job.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the push never started (exit status {job.process.poll()}):\n"
-                                f"{tail(paced.err)}", pytrace=False)
+                    pytest.fail(
+                        f"the push never started (exit status {job.process.poll()}):\n"
+                        f"{tail(paced.err)}",
+                        pytrace=False,
+                    )
                 time.sleep(0.01)
             time.sleep(0.3)  # the LFS upload is under way
             assert not paced.landed(), "the push finished too fast to be interrupted"
@@ -605,11 +700,14 @@ def test_sigterm_waits_for_the_running_push_then_exits(paced_push):
     paced.wait_exit(timeout=25)  # the default grace is 20 s
     assert paced.status is not None, f"still running 25 s after SIGTERM\n{paced.report()}"
     assert paced.landed_at_exit, (
-        f"the process exited before its queued push landed on the server\n{paced.report()}")
+        f"the process exited before its queued push landed on the server\n{paced.report()}"
+    )
     assert paced.status in (-signal.SIGTERM, 128 + signal.SIGTERM), (
-        f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}")
+        f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}"
+    )
     assert paced.exited_at - paced.signalled_at < 10, (
-        f"it kept waiting long after the push landed\n{paced.report()}")
+        f"it kept waiting long after the push landed\n{paced.report()}"
+    )
     assert "STILL TRAINING" not in paced.out
     oid = sha256_of_pushed_weights(paced)
     assert paced.server.lfs_object_path(oid) is not None, "the push's LFS object is not stored"
@@ -624,14 +722,18 @@ def test_second_sigterm_stops_waiting_and_names_the_unfinished_push(paced_push):
     paced.signal()
     paced.wait_exit(timeout=0.5)
     if paced.status is not None:
-        pytest.fail(f"the first SIGTERM alone stopped the process: it must wait for the push\n"
-                    f"{paced.report()}", pytrace=False)
+        pytest.fail(
+            f"the first SIGTERM alone stopped the process: it must wait for the push\n"
+            f"{paced.report()}",
+            pytrace=False,
+        )
     second = time.monotonic()
     paced.signal()
     paced.wait_exit(timeout=10)
     assert paced.status is not None, f"still running 10 s after a second SIGTERM\n{paced.report()}"
     assert paced.exited_at - second < 3, (
-        f"a second SIGTERM must stop the wait promptly (< 3 s)\n{paced.report()}")
+        f"a second SIGTERM must stop the wait promptly (< 3 s)\n{paced.report()}"
+    )
     assert_stopped_and_named(paced)
 
 
@@ -645,7 +747,8 @@ def test_sigterm_grace_period_ends_the_wait(paced_push):
     assert paced.status is not None, f"still running 10 s after SIGTERM\n{paced.report()}"
     assert 0.8 <= waited <= 3.5, (
         f"with LFSREPO_TERM_GRACE=1 the process must wait about 1 s, it waited {waited:.2f} s\n"
-        f"{paced.report()}")
+        f"{paced.report()}"
+    )
     assert not paced.landed_at_exit, f"the push landed, yet it should take ~6 s\n{paced.report()}"
     assert_stopped_and_named(paced)
 
@@ -653,13 +756,16 @@ def test_sigterm_grace_period_ends_the_wait(paced_push):
 def assert_stopped_and_named(paced: PacedPush) -> None:
     """The job ended as SIGTERM ends it, said which push it cut off, and left nothing running."""
     assert paced.status in (-signal.SIGTERM, 128 + signal.SIGTERM), (
-        f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}")
+        f"expected the conventional SIGTERM status (-15 or 143)\n{paced.report()}"
+    )
     assert names_the_push(paced.err, paced), (
         f"stderr must say which push did not finish (its commit {paced.sha[:7]} or its remote)"
-        f"\n{paced.report()}")
+        f"\n{paced.report()}"
+    )
     left = paced.survivors()
-    assert not left, (f"processes of the job outlived it: {[' '.join(p.argv) for p in left]}\n"
-                      f"{paced.report()}")
+    assert not left, (
+        f"processes of the job outlived it: {[' '.join(p.argv) for p in left]}\n{paced.report()}"
+    )
     assert not paced.landed(), "the push was to be stopped, yet it landed"
 
 

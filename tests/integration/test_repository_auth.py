@@ -61,19 +61,39 @@ except OSError as error:
 
 @pytest.mark.parametrize("action_authorization", [False, True])
 def test_the_token_reaches_its_origin_only_never_disk_argv_logs_or_messages(
-        tmp_path, action_authorization):
+    tmp_path, action_authorization
+):
     """The whole workflow under strace, which sees every program git and git-lfs start."""
-    with LocalGitServer(token=TOKEN, separate_storage=True,
-                        action_authorization=action_authorization) as server:
+    with LocalGitServer(
+        token=TOKEN, separate_storage=True, action_authorization=action_authorization
+    ) as server:
         url = server.create_repo("auth/leak", files={"seed.bin": os.urandom(5000)})
         script = tmp_path / "workflow.py"
         script.write_text(WORKFLOW)
         trace = tmp_path / "execve.trace"
         result = subprocess.run(
-            ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "65536",
-             "-o", str(trace), sys.executable, str(script), url, str(tmp_path / "clone")],
-            capture_output=True, text=True, timeout=240, check=False,
-            env={**os.environ, "LFSREPO_TOKEN": TOKEN, "GIT_TRACE": "1"})
+            [
+                "strace",
+                "-f",
+                "-qq",
+                "--seccomp-bpf",
+                "-e",
+                "trace=execve",
+                "-s",
+                "65536",
+                "-o",
+                str(trace),
+                sys.executable,
+                str(script),
+                url,
+                str(tmp_path / "clone"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+            env={**os.environ, "LFSREPO_TOKEN": TOKEN, "GIT_TRACE": "1"},
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "tag on remote: True" in result.stdout
         assert "expected error: authentication failed" in result.stdout
@@ -135,7 +155,8 @@ def test_wrong_token_through_a_terminal_never_prompts(token_server, tmp_path):
     url = token_server.create_repo("auth/tty", files={"a.txt": b"a"})
     Repository(tmp_path / "c", clone_from=url, token=TOKEN)
     script = tmp_path / "push.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from repository import Repository
         repo = Repository({str(tmp_path / "c")!r}, token="wrong-token")
         open({str(tmp_path / "c" / "x.txt")!r}, "w").write("x")
@@ -143,12 +164,26 @@ def test_wrong_token_through_a_terminal_never_prompts(token_server, tmp_path):
             repo.push_to_hub("x")
         except OSError as error:
             print("ERROR:", error)
-    """))
+    """)
+    )
     started = time.monotonic()
-    child = pexpect.spawn(sys.executable, [str(script)], cwd=str(tmp_path), timeout=10,
-                          encoding="utf-8", env=dict(os.environ))
-    index = child.expect(["ERROR: authentication failed", "(?i)username", "(?i)password",
-                          pexpect.EOF, pexpect.TIMEOUT])
+    child = pexpect.spawn(
+        sys.executable,
+        [str(script)],
+        cwd=str(tmp_path),
+        timeout=10,
+        encoding="utf-8",
+        env=dict(os.environ),
+    )
+    index = child.expect(
+        [
+            "ERROR: authentication failed",
+            "(?i)username",
+            "(?i)password",
+            pexpect.EOF,
+            pexpect.TIMEOUT,
+        ]
+    )
     transcript = child.before + (child.after if isinstance(child.after, str) else "")
     child.expect(pexpect.EOF)
     assert index == 0, transcript

@@ -103,14 +103,17 @@ def test_interpreter_exit_waits_and_says_so_once(remote_repo, tmp_path):
     slow_chatty_hook(tmp_path / "c", seconds=1.5)
     script = tmp_path / "exit.py"
     script.write_text(EXIT_SCRIPT.format(clone=str(tmp_path / "c")))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("waiting for background git commands") == 1
-    assert re.search(r"/c: push [0-9a-f]{7} \(main\) to origin main: (queued|running for \d+ s)",
-                     result.stderr)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "c", capture_output=True,
-                          text=True, check=True).stdout.strip()
+    assert re.search(
+        r"/c: push [0-9a-f]{7} \(main\) to origin main: (queued|running for \d+ s)", result.stderr
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path / "c", capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert remote_repo.server.list_refs(remote_repo.name)["refs/heads/main"] == head
 
 
@@ -119,8 +122,9 @@ def test_ctrl_c_at_exit_stops_waiting_cleanly(remote_repo, tmp_path):
     slow_chatty_hook(tmp_path / "c", seconds=60)
     script = tmp_path / "exit.py"
     script.write_text(EXIT_SCRIPT.format(clone=str(tmp_path / "c")))
-    child = pexpect.spawn(sys.executable, [str(script)], timeout=15, encoding="utf-8",
-                          env=dict(os.environ))
+    child = pexpect.spawn(
+        sys.executable, [str(script)], timeout=15, encoding="utf-8", env=dict(os.environ)
+    )
     child.expect("waiting for background git commands")
     time.sleep(0.3)
     started = time.monotonic()
@@ -153,8 +157,17 @@ def test_failures_are_raised_whatever_the_log_level(remote_repo, tmp_path):
     logging.disable(logging.CRITICAL)
     try:
         broken = Repository(tmp_path / "c")
-        subprocess.run(["git", "remote", "set-url", "origin", remote_repo.url.replace(
-            "127.0.0.1", "localhost:1/", 1)], cwd=tmp_path / "c", check=True)
+        subprocess.run(
+            [
+                "git",
+                "remote",
+                "set-url",
+                "origin",
+                remote_repo.url.replace("127.0.0.1", "localhost:1/", 1),
+            ],
+            cwd=tmp_path / "c",
+            check=True,
+        )
         with pytest.raises(OSError):
             broken.git_push()
         _, command = broken.git_push(blocking=False)

@@ -17,8 +17,9 @@ from repository.testing import LocalGitServer
 
 
 def git(cwd: Path | str, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_block_that_raises_commits_and_pushes_nothing(git_server, remote_repo, tmp_path):
@@ -47,8 +48,9 @@ def test_cwd_restored_when_the_push_fails(tmp_path):
 
 
 def test_threads_cannot_interleave_the_working_directory(git_server, remote_repo, tmp_path):
-    urls = [git_server.create_repo(f"{remote_repo.name}-t{i}", files={"a.txt": b"a"})
-            for i in range(2)]
+    urls = [
+        git_server.create_repo(f"{remote_repo.name}-t{i}", files={"a.txt": b"a"}) for i in range(2)
+    ]
     repos = [Repository(tmp_path / f"c{i}", clone_from=url) for i, url in enumerate(urls)]
     wrong: list[str] = []
 
@@ -68,12 +70,15 @@ def test_threads_cannot_interleave_the_working_directory(git_server, remote_repo
     assert wrong == []
     for i, repo in enumerate(repos):
         assert git(repo.local_dir, "show", "HEAD:t.txt") == repo.local_dir
-        assert git_server.list_refs(f"{remote_repo.name}-t{i}")["refs/heads/main"] == repo.git_head_hash()
+        assert (
+            git_server.list_refs(f"{remote_repo.name}-t{i}")["refs/heads/main"]
+            == repo.git_head_hash()
+        )
 
 
 ODD_NAMES = [
     "with space.bin",
-    'quote"s and \'apostrophes\'.bin',
+    "quote\"s and 'apostrophes'.bin",
     "ünïcödé 模型.bin",
     "new\nline.txt",
     "[brackets]*star?.bin",
@@ -85,7 +90,9 @@ ODD_NAMES = [
 def test_odd_file_names_are_tracked_committed_and_pushed(remote_repo, tmp_path):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
     repo.git_config_username_and_email("Ada King Lovelace", "ada.lovelace@example.com")
-    contents = {name: (os.urandom(3000) if name.endswith(".bin") else b"text\n") for name in ODD_NAMES}
+    contents = {
+        name: (os.urandom(3000) if name.endswith(".bin") else b"text\n") for name in ODD_NAMES
+    }
     with repo.commit("odd names"):
         for name, data in contents.items():
             Path(name).parent.mkdir(parents=True, exist_ok=True)

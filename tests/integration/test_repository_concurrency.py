@@ -46,8 +46,12 @@ def run_writers(script: str, argument_lists: list[list[str]], tmp_path: Path) ->
     path = tmp_path / "writer.py"
     path.write_text(script)
     processes = [
-        subprocess.Popen([sys.executable, str(path), *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(path), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for args in argument_lists
     ]
     for process in processes:
@@ -65,14 +69,22 @@ def test_two_processes_commit_and_push_through_one_clone(git_server, remote_repo
     url = git_server.create_repo(f"{remote_repo.name}-shared", files={"seed.txt": b"seed\n"})
     clone = tmp_path / "clone"
     Repository(clone, clone_from=url)
-    run_writers(SHARED_CLONE_WRITER,
-                [[str(clone), writer, str(CYCLES)] for writer in ("p1", "p2")], tmp_path)
+    run_writers(
+        SHARED_CLONE_WRITER,
+        [[str(clone), writer, str(CYCLES)] for writer in ("p1", "p2")],
+        tmp_path,
+    )
     files = remote_files(url, tmp_path)
     for writer in ("p1", "p2"):
         for cycle in range(CYCLES):
             assert files[f"{writer}-{cycle}.txt"] == f"{writer} {cycle}\n"
-    log = subprocess.run(["git", "log", "--format=%s", "origin/main"], cwd=clone,
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(
+        ["git", "log", "--format=%s", "origin/main"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert log.count("\n") >= CYCLES  # at least one commit per cycle of one writer
 
 
@@ -80,11 +92,19 @@ def test_three_clones_commit_to_one_branch_at_once(git_server, remote_repo, tmp_
     url = git_server.create_repo(f"{remote_repo.name}-race", files={"seed.txt": b"seed\n"})
     cycles = 5
     writers = ("a", "b", "c")
-    run_writers(CLONE_WRITER,
-                [[url, str(tmp_path / f"clone-{w}"), w, str(cycles)] for w in writers], tmp_path)
+    run_writers(
+        CLONE_WRITER,
+        [[url, str(tmp_path / f"clone-{w}"), w, str(cycles)] for w in writers],
+        tmp_path,
+    )
     files = remote_files(url, tmp_path)
-    log = subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path / "inspect",
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    log = subprocess.run(
+        ["git", "log", "--format=%s"],
+        cwd=tmp_path / "inspect",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     for writer in writers:
         for cycle in range(cycles):
             assert files[f"{writer}-{cycle}.txt"] == f"{writer} {cycle}\n"

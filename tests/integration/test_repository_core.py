@@ -32,8 +32,9 @@ def git(cwd: Path | str, *args: str) -> str:
 def remote_tree(url: str, tmp_path: Path, branch: str = "main") -> Path:
     """A fresh plain-git clone of ``url`` (LFS content smudged) to inspect what the remote holds."""
     target = tmp_path / f"inspect-{len(list(tmp_path.iterdir()))}"
-    subprocess.run(["git", "clone", "-q", "-b", branch, url, str(target)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "clone", "-q", "-b", branch, url, str(target)], check=True, capture_output=True
+    )
     return target
 
 
@@ -118,7 +119,10 @@ def test_revision_checks_out_or_creates_branch(git_server, remote_repo, tmp_path
     assert repo.current_branch == "feature"
     with repo.commit("on feature"):
         Path("f.txt").write_text("f")
-    assert git_server.list_refs(f"{remote_repo.name}-rev")["refs/heads/feature"] == repo.git_head_hash()
+    assert (
+        git_server.list_refs(f"{remote_repo.name}-rev")["refs/heads/feature"]
+        == repo.git_head_hash()
+    )
     repo.git_checkout("main")
     assert repo.current_branch == "main"
     with pytest.raises(RevisionNotFoundError):
@@ -160,10 +164,18 @@ def test_clone_and_push_without_global_lfs_install(remote_repo, tmp_path, monkey
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    assert subprocess.run(["git", "config", "--global", "filter.lfs.process"],
-                          capture_output=True, check=False).returncode == 1
-    repo = Repository(tmp_path / "c", clone_from=remote_repo.url, git_user="Ada Lovelace",
-                      git_email="ada@example.com")
+    assert (
+        subprocess.run(
+            ["git", "config", "--global", "filter.lfs.process"], capture_output=True, check=False
+        ).returncode
+        == 1
+    )
+    repo = Repository(
+        tmp_path / "c",
+        clone_from=remote_repo.url,
+        git_user="Ada Lovelace",
+        git_email="ada@example.com",
+    )
     data = os.urandom(20_000)
     with repo.commit("lfs without global install"):
         Path("w.bin").write_bytes(data)
@@ -241,7 +253,9 @@ def test_state_queries_and_helpers(git_server, remote_repo, tmp_path):
     assert repo.is_repo_clean()
     assert set(repo.check_git_versions()) == {"git", "git-lfs"}
     assert repository.is_git_repo(root) and not repository.is_git_repo(tmp_path)
-    assert repository.is_local_clone(root, url) and not repository.is_local_clone(root, "http://x/y")
+    assert repository.is_local_clone(root, url) and not repository.is_local_clone(
+        root, "http://x/y"
+    )
     assert repository.is_tracked_upstream(root)
     (root / "new file.txt").write_text("n")
     (root / "a.txt").unlink()
@@ -256,8 +270,15 @@ def test_state_queries_and_helpers(git_server, remote_repo, tmp_path):
 
 def test_credential_helper_store_is_opt_in_and_warns(remote_repo, tmp_path):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
-    assert subprocess.run(["git", "config", "--get", "credential.helper"], cwd=tmp_path / "c",
-                          capture_output=True, check=False).returncode == 1
+    assert (
+        subprocess.run(
+            ["git", "config", "--get", "credential.helper"],
+            cwd=tmp_path / "c",
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 1
+    )
     with pytest.warns(UserWarning, match="plain text"):
         repo.git_credential_helper_store()
     assert git(tmp_path / "c", "config", "--get", "credential.helper").strip() == "store"
@@ -273,8 +294,7 @@ def test_legacy_keywords_warn_and_errors_are_oserrors(remote_repo, tmp_path):
     assert issubclass(RepositoryError, OSError)
 
 
-def test_the_constructor_wires_the_agent_as_the_legacy_one_did(remote_repo, tmp_path,
-                                                             monkeypatch):
+def test_the_constructor_wires_the_agent_as_the_legacy_one_did(remote_repo, tmp_path, monkeypatch):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)  # no lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
     assert "lfs.customtransfer.multipart.args -I -m lfs_agent" in config
@@ -312,22 +332,28 @@ def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:
     return len(log.read_text().splitlines())
 
 
-def test_auto_tracking_spawns_a_constant_number_of_git_processes(remote_repo, tmp_path, monkeypatch):
+def test_auto_tracking_spawns_a_constant_number_of_git_processes(
+    remote_repo, tmp_path, monkeypatch
+):
     counts = []
     for size in (5, 300):
         repo = Repository(tmp_path / f"c{size}", clone_from=remote_repo.url)
         for index in range(size):
             (tmp_path / f"c{size}" / f"file {index}.txt").write_text(f"{index}\n")
             (tmp_path / f"c{size}" / f"blob {index}.dat").write_bytes(b"\0" + os.urandom(100))
-        counts.append(count_git_processes_during(
-            lambda repo=repo: repo.git_add(auto_lfs_track=True), tmp_path, monkeypatch))
+        counts.append(
+            count_git_processes_during(
+                lambda repo=repo: repo.git_add(auto_lfs_track=True), tmp_path, monkeypatch
+            )
+        )
         assert len(repo.list_deleted_files()) == 0
         assert repository.is_tracked_with_lfs(tmp_path / f"c{size}" / f"blob {size - 1}.dat")
     assert counts[0] == counts[1] <= 8, counts
 
 
-def test_legacy_repo_id_is_resolved_against_the_endpoint(git_server, remote_repo, tmp_path,
-                                                          monkeypatch):
+def test_legacy_repo_id_is_resolved_against_the_endpoint(
+    git_server, remote_repo, tmp_path, monkeypatch
+):
     git_server.create_repo(f"{remote_repo.name}-byid", files={"a.txt": b"by id"})
     monkeypatch.setenv("LFSREPO_ENDPOINT", git_server.base_url)
     repo = Repository(tmp_path / "c", clone_from=f"{remote_repo.name}-byid")

@@ -20,11 +20,17 @@ def small_disk(tmp_path) -> Iterator[Path]:
     """A 32 MiB tmpfs: a real filesystem that fills up."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs",
-                              str(mount_point)], capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): "
-                    f"{mounted.stderr.strip()}")
+        pytest.skip(
+            f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): "
+            f"{mounted.stderr.strip()}"
+        )
     try:
         yield mount_point
     finally:
@@ -32,19 +38,24 @@ def small_disk(tmp_path) -> Iterator[Path]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def state(clone: Path) -> tuple[str, str, list[str]]:
     """HEAD, what is staged, and git-lfs's temporary files."""
     temp = clone / ".git" / "lfs" / "tmp"
-    return (git(clone, "rev-parse", "HEAD"), git(clone, "diff", "--cached", "--name-only"),
-            sorted(os.listdir(temp)) if temp.exists() else [])
+    return (
+        git(clone, "rev-parse", "HEAD"),
+        git(clone, "diff", "--cached", "--name-only"),
+        sorted(os.listdir(temp)) if temp.exists() else [],
+    )
 
 
 def test_staging_more_than_the_disk_holds_is_refused_before_anything_is_staged(
-        small_disk, remote_repo):
+    small_disk, remote_repo
+):
     clone = small_disk / "clone"
     repo = Repository(clone, clone_from=remote_repo.url)
     with repo.commit("seed"):
@@ -58,8 +69,7 @@ def test_staging_more_than_the_disk_holds_is_refused_before_anything_is_staged(
     assert state(clone) == before
 
 
-def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_disk,
-                                                                        remote_repo):
+def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_disk, remote_repo):
     clone = small_disk / "clone"
     repo = Repository(clone, clone_from=remote_repo.url)
     first = os.urandom(2 * MiB)
@@ -69,8 +79,12 @@ def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_d
     (clone / "second.bin").write_bytes(os.urandom(4 * MiB))
     # Something else fills the disk the moment git-lfs starts cleaning (after the space check).
     filler = small_disk / "filler"
-    git(clone, "config", "filter.lfs.process",
-        f"sh -c 'dd if=/dev/zero of={filler} bs=1M 2>/dev/null; exec git-lfs filter-process'")
+    git(
+        clone,
+        "config",
+        "filter.lfs.process",
+        f"sh -c 'dd if=/dev/zero of={filler} bs=1M 2>/dev/null; exec git-lfs filter-process'",
+    )
     with pytest.raises(DiskFullError) as full:
         repo.git_add(auto_lfs_track=True)
     assert "filled up while staging" in str(full.value)
@@ -89,7 +103,8 @@ def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_d
 
 
 def test_a_clone_whose_lfs_content_does_not_fit_says_so_and_resumes_once_it_does(
-        small_disk, remote_repo, tmp_path):
+    small_disk, remote_repo, tmp_path
+):
     writer = Repository(tmp_path / "writer", clone_from=remote_repo.url)
     big = os.urandom(40 * MiB)
     with writer.commit("big"):
@@ -101,4 +116,6 @@ def test_a_clone_whose_lfs_content_does_not_fit_says_so_and_resumes_once_it_does
     assert os.listdir(target / ".git" / "lfs" / "incomplete") == []  # the partial download went
     subprocess.run(["mount", "-o", "remount,size=96m", str(small_disk)], check=True)
     Repository(target)
-    assert hashlib.sha256((target / "big.bin").read_bytes()).digest() == hashlib.sha256(big).digest()
+    assert (
+        hashlib.sha256((target / "big.bin").read_bytes()).digest() == hashlib.sha256(big).digest()
+    )

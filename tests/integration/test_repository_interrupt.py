@@ -39,9 +39,13 @@ def live_members(pgrp: int) -> list[str]:
 def test_ctrl_c_during_a_blocking_command_stops_git_and_its_children(tmp_path):
     script = tmp_path / "blocking.py"
     script.write_text(BLOCKING_SCRIPT)
-    child = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     group = None
     try:
         deadline = time.monotonic() + 10

@@ -24,13 +24,23 @@ from tests.support.clones import make_commit
 
 
 def git(cwd: Path | str, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_constructor_arguments_keep_the_legacy_positions(tmp_path):
-    legacy = ["local_dir", "clone_from", "repo_type", "token", "git_user", "git_email",
-              "revision", "skip_lfs_files", "client"]
+    legacy = [
+        "local_dir",
+        "clone_from",
+        "repo_type",
+        "token",
+        "git_user",
+        "git_email",
+        "revision",
+        "skip_lfs_files",
+        "client",
+    ]
     parameters = inspect.signature(Repository.__init__).parameters
     assert list(parameters)[1:10] == legacy
     assert parameters["progress_bars"].kind is inspect.Parameter.KEYWORD_ONLY
@@ -50,8 +60,9 @@ def test_commit_without_track_large_files_tracks_nothing_with_lfs(remote_repo, t
     clone = tmp_path / "c"
     assert git(clone, "lfs", "ls-files", "-n") == ""
     assert not (clone / ".gitattributes").exists()
-    blob = subprocess.run(["git", "cat-file", "-p", "HEAD:small.dat"], cwd=clone,
-                          capture_output=True, check=True).stdout
+    blob = subprocess.run(
+        ["git", "cat-file", "-p", "HEAD:small.dat"], cwd=clone, capture_output=True, check=True
+    ).stdout
     assert blob == b"\0\1\2"
 
 
@@ -130,9 +141,13 @@ def test_helpers_outside_any_repository_and_in_missing_folders(tmp_path):
     assert is_tracked_with_lfs(outside / "f.bin") is False
     assert is_git_ignored(outside / "f.bin") is False
     missing = tmp_path / "missing"
-    for call in (lambda: files_to_be_staged(".", folder=missing),
-                 lambda: is_tracked_upstream(missing), lambda: commits_to_push(missing),
-                 lambda: is_git_ignored(missing / "f"), lambda: is_tracked_with_lfs(missing / "f")):
+    for call in (
+        lambda: files_to_be_staged(".", folder=missing),
+        lambda: is_tracked_upstream(missing),
+        lambda: commits_to_push(missing),
+        lambda: is_git_ignored(missing / "f"),
+        lambda: is_tracked_with_lfs(missing / "f"),
+    ):
         with pytest.raises(FileNotFoundError) as raised:
             call()
         assert "not installed" not in str(raised.value) and str(missing) in str(raised.value)

@@ -51,14 +51,18 @@ WORKFLOW = textwrap.dedent("""
 def german(tmp_path_factory) -> dict[str, str]:
     """An environment with git's German translations active, as a German user's shell has."""
     locales = tmp_path_factory.mktemp("locales")
-    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["localedef", "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
+        check=True,
+        capture_output=True,
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith("LC_")}
     env.update(LOCPATH=str(locales), LANG="de_DE.UTF-8", LANGUAGE="de:en")
     probe = tmp_path_factory.mktemp("probe")
     subprocess.run(["git", "init", "-q", str(probe)], check=True)
-    status = subprocess.run(["git", "status"], cwd=probe, env=env, capture_output=True, text=True,
-                            check=True)
+    status = subprocess.run(
+        ["git", "status"], cwd=probe, env=env, capture_output=True, text=True, check=True
+    )
     assert "Auf Branch" in status.stdout, status.stdout  # the translations really are active
     return env
 
@@ -68,9 +72,14 @@ def test_the_workflow_under_german_git_messages(german, tmp_path):
         url = server.create_repo("locale/de", files={"seed.txt": b"seed"})
         script = tmp_path / "workflow.py"
         script.write_text(WORKFLOW)
-        result = subprocess.run([sys.executable, str(script), url, str(tmp_path), TOKEN],
-                                env=german, capture_output=True, text=True, timeout=120,
-                                check=False)
+        result = subprocess.run(
+            [sys.executable, str(script), url, str(tmp_path), TOKEN],
+            env=german,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         lines = result.stdout.splitlines()
         assert lines[:4] == [
@@ -82,6 +91,11 @@ def test_the_workflow_under_german_git_messages(german, tmp_path):
         assert lines[4].startswith("rejected push: rebased and pushed ")
         pushed = lines[4].split()[-1]
         assert server.list_refs("locale/de")["refs/heads/main"] == pushed
-        files = subprocess.run(["git", "ls-tree", "--name-only", pushed], cwd=tmp_path / "a",
-                               capture_output=True, text=True, check=True).stdout.split()
+        files = subprocess.run(
+            ["git", "ls-tree", "--name-only", pushed],
+            cwd=tmp_path / "a",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert {"mine.txt", "other.txt", "seed.txt"} <= set(files)

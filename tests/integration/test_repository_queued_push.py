@@ -11,8 +11,9 @@ from tests.support.clones import make_commit, slow_chatty_hook
 
 
 def git(cwd: Path | str, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def queue_behind_a_slow_push(repo: Repository, clone: Path) -> tuple[str, object]:
@@ -74,6 +75,7 @@ def test_rejected_queued_push_rebases_that_branch_only(remote_repo, tmp_path):
     assert repo.current_branch == "experiment"
     assert (clone / "untracked.txt").read_text() == "work in progress"
     assert (clone / "experiment.txt").exists() and git(clone, "status", "--porcelain") == (
-        "?? untracked.txt")
+        "?? untracked.txt"
+    )
     assert git(clone, "rev-parse", "main") == remote_main
     assert git(clone, "worktree", "list", "--porcelain").count("worktree ") == 1

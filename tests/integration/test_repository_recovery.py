@@ -18,8 +18,9 @@ from tests.support.killing import kill_group, kill_midway, start_held, wait_for
 
 
 def git(cwd: Path | str, *args: str, check: bool = True) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=check, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -52,22 +53,27 @@ KILLED_COMMANDS = {
 
 
 @pytest.mark.parametrize("lock", sorted(KILLED_COMMANDS))
-def test_a_lock_left_by_a_killed_git_is_removed_and_work_goes_on(lock, clone, remote_repo,
-                                                                  caplog):
+def test_a_lock_left_by_a_killed_git_is_removed_and_work_goes_on(lock, clone, remote_repo, caplog):
     if lock.startswith("refs/remotes"):  # a fetch only writes the ref when the remote moved
         other = Repository(clone.parent / "other", clone_from=remote_repo.url)
         with other.commit("moved"):
             Path("moved.txt").write_text("moved")
     kill_midway(KILLED_COMMANDS[lock], clone, clone / ".git" / lock)
-    failing = subprocess.run(["git", "commit", "--allow-empty", "-m", "x"], cwd=clone,
-                             capture_output=True, text=True, check=False)
+    failing = subprocess.run(
+        ["git", "commit", "--allow-empty", "-m", "x"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if lock in ("index.lock", "HEAD.lock", "refs/heads/main.lock"):
         assert failing.returncode == 128 and "File exists" in failing.stderr  # git alone: stuck
     with caplog.at_level(logging.WARNING, logger="repository"):
         commit_and_push_works(clone, remote_repo)
     assert not (clone / ".git" / lock).exists()
-    assert any(lock in record.getMessage() and "killed" in record.getMessage()
-               for record in caplog.records), caplog.text
+    assert any(
+        lock in record.getMessage() and "killed" in record.getMessage() for record in caplog.records
+    ), caplog.text
 
 
 def test_a_shallow_lock_left_by_a_killed_fetch_is_removed(remote_repo, tmp_path, caplog):
@@ -91,7 +97,7 @@ def test_the_lock_of_a_live_git_is_left_alone(clone):
     try:
         wait_for(lock, process)
         repo = Repository(clone)
-        with pytest.raises(GitCommandError, match="index.lock"):
+        with pytest.raises(GitCommandError, match=r"index\.lock"):
             repo.git_add("first.txt")  # git refuses, as it should: the lock is not ours to take
         assert lock.exists() and process.poll() is None
         assert process.wait(timeout=30) == 0  # the live git finishes its own work
@@ -118,7 +124,10 @@ def test_a_rebase_of_ours_left_halfway_is_aborted_a_users_own_is_not(clone, remo
     assert (git_dir / "rebase-merge").exists()
     Repository(clone).git_add("new.txt")
     assert not (git_dir / "rebase-merge").exists()
-    assert git(clone, "rev-parse", "HEAD") == local and git(clone, "branch", "--show-current") == "main"
+    assert (
+        git(clone, "rev-parse", "HEAD") == local
+        and git(clone, "branch", "--show-current") == "main"
+    )
     # A rebase the user started by hand (no marker) is theirs to finish.
     git(clone, "commit", "-qm", "new")
     git(clone, "rebase", "origin/main", check=False)
@@ -139,8 +148,10 @@ def test_a_damaged_index_is_rebuilt_and_the_working_tree_kept(clone, remote_repo
     index = clone / ".git" / "index"
     data = index.read_bytes()
     index.write_bytes(data[: len(data) // 2])  # a write cut short
-    assert subprocess.run(["git", "status"], cwd=clone, capture_output=True,
-                          check=False).returncode != 0
+    assert (
+        subprocess.run(["git", "status"], cwd=clone, capture_output=True, check=False).returncode
+        != 0
+    )
     commit_and_push_works(clone, remote_repo)
     assert (clone / "new.txt").read_text() == "new"
     assert "new.txt" in git(clone, "ls-tree", "--name-only", "HEAD")
@@ -163,18 +174,20 @@ def test_a_clone_killed_midway_is_cloned_again(remote_repo, tmp_path):
     assert repo.git_head_hash() == writer.git_head_hash()
 
 
-def test_lfs_content_a_killed_clone_did_not_fetch_is_fetched_by_the_next_run(remote_repo,
-                                                                             tmp_path):
+def test_lfs_content_a_killed_clone_did_not_fetch_is_fetched_by_the_next_run(remote_repo, tmp_path):
     writer = Repository(tmp_path / "writer", clone_from=remote_repo.url)
     data = os.urandom(2_000_000)
     with writer.commit("data"):
         Path("data.bin").write_bytes(data)
     remote_repo.server.faults = Faults(bandwidth_bytes_per_s=200_000)  # a 10 s download
-    script = ("import sys; from repository import Repository; "
-              "Repository(sys.argv[1], clone_from=sys.argv[2])")
+    script = (
+        "import sys; from repository import Repository; "
+        "Repository(sys.argv[1], clone_from=sys.argv[2])"
+    )
     target = tmp_path / "target"
-    process = subprocess.Popen([sys.executable, "-c", script, str(target), remote_repo.url],
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(target), remote_repo.url], start_new_session=True
+    )
     # In place, LFS content still coming: killed.
     wait_for(target / ".git" / "lfsrepo" / "clone-unfinished", process)
     time.sleep(0.5)

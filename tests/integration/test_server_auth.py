@@ -32,8 +32,10 @@ def test_git_without_token_gets_401_and_does_not_prompt(server, tmp_path):
 
 
 def test_lfs_without_token_gets_401_with_lfs_authenticate(server):
-    response = requests.post(f"{server.repo_url('ns/private')}/info/lfs/objects/batch",
-                             json={"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}]})
+    response = requests.post(
+        f"{server.repo_url('ns/private')}/info/lfs/objects/batch",
+        json={"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}]},
+    )
     assert response.status_code == 401
     assert response.headers["LFS-Authenticate"].startswith("Basic")
     assert response.json()["message"]
@@ -55,24 +57,35 @@ def test_basic_password_clone_and_bearer_lfs_push(server, tmp_path):
     oid = hashlib.sha256(data).hexdigest()
     assert server.lfs_object_size(oid) == len(data)
     # signed object URLs work without credentials, like presigned object-store URLs
-    obj = batch(server.repo_url("ns/private"), "download", [{"oid": oid, "size": len(data)}],
-                headers={"Authorization": f"Bearer {TOKEN}"})["objects"][0]
+    obj = batch(
+        server.repo_url("ns/private"),
+        "download",
+        [{"oid": oid, "size": len(data)}],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )["objects"][0]
     assert requests.get(obj["actions"]["download"]["href"]).content == data
 
 
 def test_wrong_token_is_refused(server):
-    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
-                            headers={"Authorization": "Bearer wrong"})
+    response = requests.get(
+        f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+        headers={"Authorization": "Bearer wrong"},
+    )
     assert response.status_code == 401
 
 
 def test_basic_token_as_username_with_an_empty_password_is_accepted(server):
     # GitHub's documented https://<token>@host form: curl and git send "<token>:".
-    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
-                            auth=(TOKEN, ""))
+    response = requests.get(
+        f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack", auth=(TOKEN, "")
+    )
     assert response.status_code == 200
-    assert requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
-                        auth=("user", "")).status_code == 401
+    assert (
+        requests.get(
+            f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack", auth=("user", "")
+        ).status_code
+        == 401
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +98,34 @@ def test_per_action_headers_must_arrive_exactly_as_given(per_action_server):
     url = per_action_server.create_repo("ns/per-action")
     data = os.urandom(1000)
     oid = hashlib.sha256(data).hexdigest()
-    answer = batch(url, "upload", [{"oid": oid, "size": len(data)}],
-                   headers={"Authorization": f"Bearer {TOKEN}"})
+    answer = batch(
+        url,
+        "upload",
+        [{"oid": oid, "size": len(data)}],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     action = answer["objects"][0]["actions"]["upload"]
     assert action["href"].startswith(per_action_server.storage_url + "/")
     assert "?" not in action["href"] and set(action["header"]) == {"Authorization"}
     own = action["header"]["Authorization"]
     user = f"Bearer {TOKEN}"
-    for headers, status in [({}, 401), ({"Authorization": user}, 403),  # replaced
-                            ({"Authorization": f"{own},{user}"}, 403)]:  # doubled, as WSGI joins
+    for headers, status in [
+        ({}, 401),
+        ({"Authorization": user}, 403),  # replaced
+        ({"Authorization": f"{own},{user}"}, 403),
+    ]:  # doubled, as WSGI joins
         response = requests.put(action["href"], data=data, headers=headers)
         assert response.status_code == status, response.text
     assert per_action_server.lfs_object_size(oid) is None
     assert requests.put(action["href"], data=data, headers=action["header"]).status_code == 200
     assert per_action_server.lfs_object_size(oid) == len(data)
     verify = answer["objects"][0]["actions"]["verify"]
-    assert requests.post(verify["href"], json={"oid": oid, "size": len(data)},
-                         headers=verify["header"]).status_code == 200
+    assert (
+        requests.post(
+            verify["href"], json={"oid": oid, "size": len(data)}, headers=verify["header"]
+        ).status_code
+        == 200
+    )
 
 
 def test_the_storage_origin_serves_objects_only_and_records_requests(per_action_server):

@@ -16,9 +16,25 @@ from tests.integration.test_server_lfs import batch
 def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "repository.cli", "serve", "--data", str(data), "--token", "tok",
-         "--multipart-threshold", "8MiB", "--chunk-size", "5MiB", "--latency", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "repository.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--token",
+            "tok",
+            "--multipart-threshold",
+            "8MiB",
+            "--chunk-size",
+            "5MiB",
+            "--latency",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         base = proc.stdout.readline().strip()
@@ -28,8 +44,13 @@ def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
         commit_file(clone, "a.txt", b"a")
         git("push", base.replace("http://", "http://u:tok@") + "/ns/cli.git", "main", cwd=clone)
         assert (data / "repos" / "ns" / "cli.git" / "HEAD").is_file()
-        answer = batch(f"{base}/ns/cli.git", "upload", [{"oid": "a" * 64, "size": 9 * 1024**2}],
-                       ("multipart",), headers={"Authorization": "Bearer tok"})
+        answer = batch(
+            f"{base}/ns/cli.git",
+            "upload",
+            [{"oid": "a" * 64, "size": 9 * 1024**2}],
+            ("multipart",),
+            headers={"Authorization": "Bearer tok"},
+        )
         assert answer["objects"][0]["actions"]["upload"]["header"]["chunk_size"] == str(5 * 1024**2)
         assert requests.get(f"{base}/ns/cli.git/info/refs").status_code == 401
     finally:
@@ -40,30 +61,69 @@ def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
 
 def test_serve_rejects_bad_size(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path),
-         "--chunk-size", "5 parsecs"], check=False, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "repository.cli",
+            "serve",
+            "--data",
+            str(tmp_path),
+            "--chunk-size",
+            "5 parsecs",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "invalid size" in result.stderr
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])
 def test_serve_rejects_a_port_out_of_range(tmp_path, port):
     result = subprocess.run(
-        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path),
-         f"--port={port}"], check=False, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "repository.cli",
+            "serve",
+            "--data",
+            str(tmp_path),
+            f"--port={port}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "invalid port" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("option", [
-    "--fail-every-nth-part=-1", "--drop-every-nth-body=-2", "--drop-every-nth-body=x",
-    "--bandwidth=0", "--chunk-size=0", "--latency=-1", "--latency=nan", "--latency=inf",
-    "--lfs-server=ftp://h", "--lfs-server=http://h:99999",
-])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--fail-every-nth-part=-1",
+        "--drop-every-nth-body=-2",
+        "--drop-every-nth-body=x",
+        "--bandwidth=0",
+        "--chunk-size=0",
+        "--latency=-1",
+        "--latency=nan",
+        "--latency=inf",
+        "--lfs-server=ftp://h",
+        "--lfs-server=http://h:99999",
+    ],
+)
 def test_serve_rejects_bad_fault_and_size_values_as_usage_errors(tmp_path, option):
     # These used to reach Faults/LocalGitServer and end as "unexpected ValueError ... report it".
     result = subprocess.run(
         [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path), option],
-        check=False, capture_output=True, text=True, timeout=30)
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2, result.stderr
     assert "invalid" in result.stderr and "unexpected" not in result.stderr
     assert "Traceback" not in result.stderr

@@ -34,7 +34,7 @@ def test_fail_every_nth_part(remote_repo):
     server.faults = Faults(fail_every_nth_part=2)
     chunk, statuses, parts = 5 * MiB, [], []
     for n in (1, 2, 3):
-        body = data[(n - 1) * chunk:n * chunk]
+        body = data[(n - 1) * chunk : n * chunk]
         while True:  # retry each part until it succeeds, as a client would
             response = requests.put(action["header"][f"{n:05d}"], data=body, timeout=30)
             statuses.append(response.status_code)
@@ -76,11 +76,11 @@ def test_drop_mid_part_then_resend(remote_repo):
     oid, action = start_multipart(remote_repo, data)
     server.faults = Faults(drop_every_nth_body=1)
     with pytest.raises(requests.ConnectionError):
-        requests.put(action["header"]["00001"], data=data[:5 * MiB], timeout=30)
+        requests.put(action["header"]["00001"], data=data[: 5 * MiB], timeout=30)
     server.faults = Faults()
     parts = []
     for n in (1, 2):
-        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * 5 * MiB:n * 5 * MiB])
+        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * 5 * MiB : n * 5 * MiB])
         parts.append({"partNumber": n, "etag": r.headers["ETag"]})
     assert complete(action, oid, parts).status_code == 200
     assert server.lfs_object_path(oid).read_bytes() == data

@@ -16,7 +16,9 @@ from repository.testing import LocalGitServer
 
 
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     if check and result.returncode:
         raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
     return result
@@ -84,8 +86,9 @@ def zombie_children() -> set[int]:
     return zombies
 
 
-def test_backend_ending_without_a_response_is_a_502_and_is_reaped(remote_repo, tmp_path,
-                                                                  monkeypatch):
+def test_backend_ending_without_a_response_is_a_502_and_is_reaped(
+    remote_repo, tmp_path, monkeypatch
+):
     # git refuses to start http-backend at all when the global config is unreadable.
     home = tmp_path / "home"
     home.mkdir()
@@ -95,9 +98,11 @@ def test_backend_ending_without_a_response_is_a_502_and_is_reaped(remote_repo, t
     zombies_before = zombie_children()
     url = urllib.parse.urlsplit(remote_repo.url)
     # Half a body, the rest never sent: the server's feeder thread stays blocked reading it.
-    request = (f"POST {url.path}/git-upload-pack HTTP/1.1\r\nHost: {url.netloc}\r\n"
-               "Content-Type: application/x-git-upload-pack-request\r\n"
-               "Content-Length: 1000\r\n\r\n").encode() + b"0" * 500
+    request = (
+        f"POST {url.path}/git-upload-pack HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        "Content-Type: application/x-git-upload-pack-request\r\n"
+        "Content-Length: 1000\r\n\r\n"
+    ).encode() + b"0" * 500
     with socket.create_connection((url.hostname, url.port), timeout=30) as client:
         client.sendall(request)
         response = b""

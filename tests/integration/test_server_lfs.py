@@ -12,13 +12,19 @@ LFS_JSON = "application/vnd.git-lfs+json"
 MiB = 1024**2
 
 
-def batch(repo_url: str, operation: str, objects: list[dict], transfers=("basic",),
-          headers: dict | None = None):
+def batch(
+    repo_url: str,
+    operation: str,
+    objects: list[dict],
+    transfers=("basic",),
+    headers: dict | None = None,
+):
     """POST a batch request; returns the parsed response (asserting 200)."""
     response = requests.post(
         f"{repo_url}/info/lfs/objects/batch",
         json={"operation": operation, "transfers": list(transfers), "objects": objects},
-        headers={"Accept": LFS_JSON, "Content-Type": LFS_JSON, **(headers or {})}, timeout=30,
+        headers={"Accept": LFS_JSON, "Content-Type": LFS_JSON, **(headers or {})},
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -37,7 +43,7 @@ def multipart_upload(repo_url: str, data: bytes, skip_parts=()) -> tuple[dict, l
         number = int(key)
         if number in skip_parts:
             continue
-        body = data[(number - 1) * chunk:number * chunk]
+        body = data[(number - 1) * chunk : number * chunk]
         response = requests.put(header[key], data=body, timeout=30)
         assert response.status_code == 200, response.text
         parts.append({"partNumber": number, "etag": response.headers["ETag"]})
@@ -86,7 +92,7 @@ def test_repeated_batch_resumes_pending_upload(remote_repo):
     action = second["objects"][0]["actions"]["upload"]
     assert action == first  # same upload, same part URLs
     chunk = 5 * MiB
-    response = requests.put(action["header"]["00003"], data=data[2 * chunk:], timeout=30)
+    response = requests.put(action["header"]["00003"], data=data[2 * chunk :], timeout=30)
     parts.append({"partNumber": 3, "etag": response.headers["ETag"]})
     assert complete(action, oid, parts).status_code == 200
     assert remote_repo.server.bytes_received(oid) == len(data)  # nothing was sent twice
@@ -116,7 +122,7 @@ def test_multipart_corrupt_content_is_rejected(remote_repo):
     chunk = int(action["header"]["chunk_size"])
     parts = []
     for n in (1, 2):
-        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * chunk:n * chunk])
+        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * chunk : n * chunk])
         parts.append({"partNumber": n, "etag": r.headers["ETag"]})
     response = complete(action, claimed, parts)
     assert response.status_code == 422 and "does not match" in response.json()["message"]
@@ -142,19 +148,26 @@ def test_basic_upload_verify_download_range(remote_repo):
     assert missing["error"]["code"] == 404
 
 
-@pytest.mark.parametrize("payload,status", [
-    (b"{not json", 400),
-    (b"[]", 422),
-    (b'{"operation": "delete", "objects": [{"oid": "' + b"a" * 64 + b'", "size": 1}]}', 422),
-    (b'{"operation": "upload", "objects": [{"oid": "../../etc/passwd", "size": 1}]}', 422),
-    (b'{"operation": "upload", "objects": [{"oid": "' + b"A" * 64 + b'", "size": 1}]}', 422),
-    (b'{"operation": "upload", "objects": [{"oid": "' + b"a" * 64 + b'", "size": -1}]}', 422),
-    (b'{"operation": "upload", "objects": [{"oid": "' + b"a" * 64 + b'", "size": "1"}]}', 422),
-    (b'{"operation": "upload", "objects": []}', 422),
-])
+@pytest.mark.parametrize(
+    "payload,status",
+    [
+        (b"{not json", 400),
+        (b"[]", 422),
+        (b'{"operation": "delete", "objects": [{"oid": "' + b"a" * 64 + b'", "size": 1}]}', 422),
+        (b'{"operation": "upload", "objects": [{"oid": "../../etc/passwd", "size": 1}]}', 422),
+        (b'{"operation": "upload", "objects": [{"oid": "' + b"A" * 64 + b'", "size": 1}]}', 422),
+        (b'{"operation": "upload", "objects": [{"oid": "' + b"a" * 64 + b'", "size": -1}]}', 422),
+        (b'{"operation": "upload", "objects": [{"oid": "' + b"a" * 64 + b'", "size": "1"}]}', 422),
+        (b'{"operation": "upload", "objects": []}', 422),
+    ],
+)
 def test_bad_batch_requests_get_4xx_json(remote_repo, payload, status):
-    response = requests.post(f"{remote_repo.url}/info/lfs/objects/batch", data=payload,
-                             headers={"Content-Type": LFS_JSON}, timeout=30)
+    response = requests.post(
+        f"{remote_repo.url}/info/lfs/objects/batch",
+        data=payload,
+        headers={"Content-Type": LFS_JSON},
+        timeout=30,
+    )
     assert response.status_code == status
     assert response.json()["message"]
 
@@ -185,9 +198,15 @@ def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
     oid = "d" * 64
     first = batch(remote_repo.url, "upload", [{"oid": oid, "size": 9 * MiB}], ("multipart",))
     second = requests.post(
-        f"{remote_repo.url}/info/lfs/objects/batch", timeout=5, headers={"Content-Type": LFS_JSON},
-        json={"operation": "upload", "transfers": ["multipart"],
-              "objects": [{"oid": oid, "size": 10 * MiB}]}).json()
+        f"{remote_repo.url}/info/lfs/objects/batch",
+        timeout=5,
+        headers={"Content-Type": LFS_JSON},
+        json={
+            "operation": "upload",
+            "transfers": ["multipart"],
+            "objects": [{"oid": oid, "size": 10 * MiB}],
+        },
+    ).json()
     old, new = (a["objects"][0]["actions"]["upload"] for a in (first, second))
     assert old["href"] != new["href"]
     response = requests.put(old["header"]["00001"], data=b"x" * 5 * MiB, timeout=5)
@@ -197,19 +216,22 @@ def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
     assert batch(remote_repo.url, "upload", [{"oid": "e" * 64, "size": 1}])["transfer"] == "basic"
 
 
-@pytest.mark.parametrize("header,status,content_range,body", [
-    ("bytes=-3", 206, "bytes 7-9/10", b"789"),
-    ("bytes=8-", 206, "bytes 8-9/10", b"89"),
-    ("bytes=2-100", 206, "bytes 2-9/10", b"23456789"),
-    ("bytes=10-", 416, "bytes */10", None),
-    ("bytes=100-200", 416, "bytes */10", None),
-    ("bytes=-0", 416, "bytes */10", None),
-    # RFC 9110: a Range that is not one valid byte range is ignored, the whole object sent
-    ("bytes=5-3", 200, None, b"0123456789"),
-    ("bytes=0-1,3-4", 200, None, b"0123456789"),
-    ("items=0-1", 200, None, b"0123456789"),
-    ("bytes=abc", 200, None, b"0123456789"),
-])
+@pytest.mark.parametrize(
+    "header,status,content_range,body",
+    [
+        ("bytes=-3", 206, "bytes 7-9/10", b"789"),
+        ("bytes=8-", 206, "bytes 8-9/10", b"89"),
+        ("bytes=2-100", 206, "bytes 2-9/10", b"23456789"),
+        ("bytes=10-", 416, "bytes */10", None),
+        ("bytes=100-200", 416, "bytes */10", None),
+        ("bytes=-0", 416, "bytes */10", None),
+        # RFC 9110: a Range that is not one valid byte range is ignored, the whole object sent
+        ("bytes=5-3", 200, None, b"0123456789"),
+        ("bytes=0-1,3-4", 200, None, b"0123456789"),
+        ("items=0-1", 200, None, b"0123456789"),
+        ("bytes=abc", 200, None, b"0123456789"),
+    ],
+)
 def test_download_range_edge_cases(git_server, header, status, content_range, body):
     name = "ns/range-" + hashlib.sha256(header.encode()).hexdigest()[:12]
     url = git_server.create_repo(name, {"w.bin": b"0123456789"})

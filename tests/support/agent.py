@@ -26,10 +26,17 @@ def agent_clone(server: LocalGitServer, tmp_path: Path, test_name: str) -> Path:
     return path
 
 
-def git(cwd: Path, *args: str, env: dict | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, check=False)
+def git(
+    cwd: Path, *args: str, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -11,13 +11,15 @@ from repository import Repository
 def slow_chatty_hook(clone: Path, seconds: float, chatter_bytes: int = 0) -> None:
     """Replace the clone's pre-push hook: write ``chatter_bytes`` to stderr, sleep, then run LFS."""
     hook = clone / ".git" / "hooks" / "pre-push"
-    hook.write_text(textwrap.dedent(f"""\
+    hook.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         head -c {chatter_bytes} /dev/zero | tr '\\0' 'x' >&2
         echo hook-marker >&2
         sleep {seconds}
         exec git lfs pre-push "$@"
-        """))
+        """)
+    )
     hook.chmod(0o755)
 
 

@@ -44,33 +44,57 @@ class Giftless:
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> dict:
-        action_signer = {"factory": "giftless.auth.jwt:factory",
-                         "options": {"algorithm": "HS256",
-                                     "private_key": self.secret or "anonymous-mode-actions",
-                                     "default_lifetime": 900}}
+        action_signer = {
+            "factory": "giftless.auth.jwt:factory",
+            "options": {
+                "algorithm": "HS256",
+                "private_key": self.secret or "anonymous-mode-actions",
+                "default_lifetime": 900,
+            },
+        }
         users = [action_signer] if self.secret else ["giftless.auth.allow_anon:read_write"]
         return {
             "LEGACY_ENDPOINTS": False,
             "AUTH_PROVIDERS": users,
             "PRE_AUTHORIZED_ACTION_PROVIDER": action_signer,
-            "TRANSFER_ADAPTERS": {"basic": {
-                "factory": "giftless.transfer.basic_streaming:factory",
-                "options": {"storage_class": "giftless.storage.local_storage:LocalStorage",
-                            "storage_options": {"path": str(self.storage)},
-                            "action_lifetime": 900}}},
+            "TRANSFER_ADAPTERS": {
+                "basic": {
+                    "factory": "giftless.transfer.basic_streaming:factory",
+                    "options": {
+                        "storage_class": "giftless.storage.local_storage:LocalStorage",
+                        "storage_options": {"path": str(self.storage)},
+                        "action_lifetime": 900,
+                    },
+                }
+            },
         }
 
     def start(self) -> Giftless:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "giftless.log", "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
-        env = {"PATH": os.environ["PATH"], "HOME": str(self.data_dir), "PYTHONUNBUFFERED": "1",
-               "GIFTLESS_CONFIG_STR": json.dumps(self.config())}
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(self.data_dir),
+            "PYTHONUNBUFFERED": "1",
+            "GIFTLESS_CONFIG_STR": json.dumps(self.config()),
+        }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "waitress", "--listen=127.0.0.1:0", "--threads=8",
-             "--max-request-body-size=8589934592", "giftless.wsgi_entrypoint:app"],
-            cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "waitress",
+                "--listen=127.0.0.1:0",
+                "--threads=8",
+                "--max-request-body-size=8589934592",
+                "giftless.wsgi_entrypoint:app",
+            ],
+            cwd=self.data_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while self.port is None:
             found = SERVING.search(self.log_text())
@@ -81,9 +105,12 @@ class Giftless:
                 raise RuntimeError(f"giftless did not start:\n{self.log_text()[-3000:]}")
             else:
                 time.sleep(0.02)
-        requests.post(f"{self.url}/warm/up.git/info/lfs/objects/batch", timeout=10,
-                      json={"operation": "download", "objects": [{"oid": "0" * 64, "size": 1}]},
-                      headers={"Content-Type": "application/vnd.git-lfs+json"})
+        requests.post(
+            f"{self.url}/warm/up.git/info/lfs/objects/batch",
+            timeout=10,
+            json={"operation": "download", "objects": [{"oid": "0" * 64, "size": 1}]},
+            headers={"Content-Type": "application/vnd.git-lfs+json"},
+        )
         return self
 
     def stop(self) -> None:
@@ -111,6 +138,11 @@ class Giftless:
     def token(self, namespace: str, lifetime_s: int = 3600, key: str | None = None) -> str:
         """A user token for every repository of ``namespace``, read and write."""
         now = int(time.time())
-        claims = {"sub": "lfsrepo-tests", "iat": now, "nbf": now, "exp": now + lifetime_s,
-                  "scopes": [f"obj:{namespace}/*:read,write"]}
+        claims = {
+            "sub": "lfsrepo-tests",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime_s,
+            "scopes": [f"obj:{namespace}/*:read,write"],
+        }
         return jwt.encode(claims, key or self.secret or "", algorithm="HS256")

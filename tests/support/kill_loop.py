@@ -59,7 +59,7 @@ def _read_proc(pid: str) -> tuple[Proc, bytes] | None:
             cmdline = f.read()
     except OSError:  # gone meanwhile, or not ours
         return None
-    state, ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]
+    state, ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
     argv = tuple(part.decode(errors="replace") for part in cmdline.split(b"\0") if part)
     return Proc(int(pid), int(ppid), int(pgrp), state, argv), environ
 
@@ -79,7 +79,8 @@ def processes(token: str | None = None, pgrp: int | None = None) -> list[Proc]:
         if proc.state in ("Z", "X"):
             continue
         in_job = wanted is not None and any(
-            entry.startswith(wanted) for entry in environ.split(b"\0"))
+            entry.startswith(wanted) for entry in environ.split(b"\0")
+        )
         if in_job or (pgrp is not None and proc.pgrp == pgrp):
             found.append(proc)
     return found
@@ -170,9 +171,16 @@ class Job:
         ...     snapshot = job.kill()  # what ran at the instant of the kill
     """
 
-    def __init__(self, argv: Sequence[str], *, token: str, out: Path, err: Path,
-                 env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        token: str,
+        out: Path,
+        err: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.argv = list(argv)
         self.token = token
         self.out_path, self.err_path = out, err
@@ -181,11 +189,17 @@ class Job:
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
-    def __enter__(self) -> Job:  # noqa: PYI034 - Self needs Python 3.11
+    def __enter__(self) -> Job:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self.env,
-                cwd=self.cwd, start_new_session=True)
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
         self.started_at = time.monotonic()
         return self
 
@@ -224,8 +238,11 @@ class Job:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGSTOP)  # the script first: it starts no new git
         for _ in range(50):
-            new = [p for p in processes(self.token, pgrp=self.pid if alive else None)
-                   if p.pid not in stopped]
+            new = [
+                p
+                for p in processes(self.token, pgrp=self.pid if alive else None)
+                if p.pid not in stopped
+            ]
             if not new:
                 break
             for proc in new:
@@ -259,8 +276,10 @@ class Job:
             return None
 
     def output(self) -> tuple[str, str]:
-        return (self.out_path.read_text(errors="replace"),
-                self.err_path.read_text(errors="replace"))
+        return (
+            self.out_path.read_text(errors="replace"),
+            self.err_path.read_text(errors="replace"),
+        )
 
 
 def tail(text: str, lines: int = 25) -> str:
@@ -268,8 +287,17 @@ def tail(text: str, lines: int = 25) -> str:
 
 
 # What a killed git may leave: lock files, and these in-progress states and temporary files.
-_STATE_NAMES = {"rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD",
-                "AUTO_MERGE", "MERGE_AUTOSTASH", "worktrees", "shallow"}
+_STATE_NAMES = {
+    "rebase-merge",
+    "rebase-apply",
+    "MERGE_HEAD",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "AUTO_MERGE",
+    "MERGE_AUTOSTASH",
+    "worktrees",
+    "shallow",
+}
 
 
 def leftovers(root: Path, *, skip: Sequence[str] = ("lfsrepo.lock",)) -> list[str]:

@@ -7,6 +7,7 @@ expected file exists, so what git leaves behind is exactly what a kill at that i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,14 +18,32 @@ from pathlib import Path
 HOLD_RENAMES_US = 30_000_000
 
 
-def start_held(argv: Sequence[str], cwd: Path | str, env: dict[str, str] | None = None,
-               hold_us: int = HOLD_RENAMES_US) -> subprocess.Popen[bytes]:
+def start_held(
+    argv: Sequence[str],
+    cwd: Path | str,
+    env: dict[str, str] | None = None,
+    hold_us: int = HOLD_RENAMES_US,
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` under strace, every rename held for ``hold_us`` microseconds."""
     return subprocess.Popen(
-        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2",
-         "-e", f"inject=rename,renameat,renameat2:delay_enter={hold_us}", *argv],
-        cwd=cwd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=rename,renameat,renameat2",
+            "-e",
+            f"inject=rename,renameat,renameat2:delay_enter={hold_us}",
+            *argv,
+        ],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -38,15 +57,14 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 20) 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and everything it started, as a preemption does; reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
-def kill_midway(argv: Sequence[str], cwd: Path | str, leaves: Path,
-                env: dict[str, str] | None = None) -> None:
+def kill_midway(
+    argv: Sequence[str], cwd: Path | str, leaves: Path, env: dict[str, str] | None = None
+) -> None:
     """Run ``argv`` and SIGKILL it, whole group, once ``leaves`` exists."""
     process = start_held(argv, cwd, env)
     wait_for(leaves, process)

@@ -16,14 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Behaviour:
-    fail_every_nth_put: int = 0          # 503 on every nth part PUT
+    fail_every_nth_put: int = 0  # 503 on every nth part PUT
     always_fail_part: int | None = None  # this part always gets `always_fail_status`
     always_fail_status: int = 503
-    drop_every_nth_put: int = 0          # close the connection after reading half the body
+    drop_every_nth_put: int = 0  # close the connection after reading half the body
     retry_after: str | None = None
     honour_range: bool = True
-    drop_every_nth_get: int = 0          # close a GET body half way
-    slow_part: int | None = None         # this part's body is read at about 4 MB/s
+    drop_every_nth_get: int = 0  # close a GET body half way
+    slow_part: int | None = None  # this part's body is read at about 4 MB/s
 
 
 @dataclass
@@ -78,11 +78,16 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.bytes_received += len(body)
             if number == behaviour.always_fail_part:
-                self._reply(behaviour.always_fail_status,
-                            json.dumps({"message": f"part {number} refused"}).encode())
+                self._reply(
+                    behaviour.always_fail_status,
+                    json.dumps({"message": f"part {number} refused"}).encode(),
+                )
             elif behaviour.fail_every_nth_put and count % behaviour.fail_every_nth_put == 0:
-                self._reply(503, b"try again", {"Retry-After": behaviour.retry_after}
-                            if behaviour.retry_after else {})
+                self._reply(
+                    503,
+                    b"try again",
+                    {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {},
+                )
             else:
                 with state.lock:
                     state.parts[number] = body
@@ -118,15 +123,18 @@ class Handler(BaseHTTPRequestHandler):
         if behaviour.honour_range and self.headers.get("Range"):
             first, last = self.headers["Range"].split("=")[1].split("-")
             start, end, status = int(first), int(last), 206
-        body = data[start:end + 1]
+        body = data[start : end + 1]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.end_headers()
-        if behaviour.drop_every_nth_get and count % behaviour.drop_every_nth_get == 0 \
-                and len(body) > 1:
-            self.wfile.write(body[:len(body) // 2])
+        if (
+            behaviour.drop_every_nth_get
+            and count % behaviour.drop_every_nth_get == 0
+            and len(body) > 1
+        ):
+            self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
             self.connection.shutdown(2)
             return
@@ -154,7 +162,11 @@ class PartServer(ThreadingHTTPServer):
     def action(self, size: int, chunk_size: int) -> dict:
         """The upload action a multipart server would hand out; keys deliberately unordered."""
         count = max(1, -(-size // chunk_size))
-        header = {f"{n:05d}": f"{self.url}/part/{n}?X-Amz-Signature=secret{n}"
-                  for n in reversed(range(1, count + 1))}
-        return {"href": f"{self.url}/complete?token=secret", "header": {
-            "chunk_size": str(chunk_size), **header}}
+        header = {
+            f"{n:05d}": f"{self.url}/part/{n}?X-Amz-Signature=secret{n}"
+            for n in reversed(range(1, count + 1))
+        }
+        return {
+            "href": f"{self.url}/complete?token=secret",
+            "header": {"chunk_size": str(chunk_size), **header},
+        }

@@ -65,12 +65,23 @@ def make_file(tmp_path: Path, size: int) -> tuple[str, str]:
     return str(path), hashlib.sha256(data).hexdigest()
 
 
-def upload(server: PartServer, tmp_path: Path, size: int, chunk: int = CHUNK,
-           concurrency: int = 4, journal_dir: str | None = None) -> tuple[str, Events]:
+def upload(
+    server: PartServer,
+    tmp_path: Path,
+    size: int,
+    chunk: int = CHUNK,
+    concurrency: int = 4,
+    journal_dir: str | None = None,
+) -> tuple[str, Events]:
     path, oid = make_file(tmp_path, size)
     events = Events(tmp_path)
-    request = {"event": "upload", "oid": oid, "size": size, "path": path,
-               "action": server.action(size, chunk)}
+    request = {
+        "event": "upload",
+        "oid": oid,
+        "size": size,
+        "path": path,
+        "action": server.action(size, chunk),
+    }
     Uploader(concurrency, journal_dir).upload(request, Progress(events.writer, oid, size))
     return oid, events
 
@@ -79,8 +90,9 @@ def upload(server: PartServer, tmp_path: Path, size: int, chunk: int = CHUNK,
 def test_multipart_upload_assembles_the_exact_object(server, tmp_path, size):
     oid, events = upload(server, tmp_path, size)
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
-    assert [p["partNumber"] for p in server.state.completions[0]["parts"]] == \
-        list(range(1, -(-size // CHUNK) + 1))
+    assert [p["partNumber"] for p in server.state.completions[0]["parts"]] == list(
+        range(1, -(-size // CHUNK) + 1)
+    )
     progress = [e["bytesSoFar"] for e in events.read()]
     assert progress == sorted(progress) and progress[-1] == size
     assert sum(e["bytesSinceLast"] for e in events.read()) == size
@@ -90,8 +102,7 @@ def test_every_part_has_a_content_length_and_no_chunked_encoding(server, tmp_pat
     upload(server, tmp_path, 5 * CHUNK + 3)
     for headers in server.state.headers_seen:
         assert "Content-Length" in headers and "Transfer-Encoding" not in headers
-    assert sorted(int(h["Content-Length"]) for h in server.state.headers_seen) == \
-        [3] + [CHUNK] * 5
+    assert sorted(int(h["Content-Length"]) for h in server.state.headers_seen) == [3] + [CHUNK] * 5
 
 
 def test_parts_go_in_parallel_but_bounded(server, tmp_path):
@@ -178,8 +189,12 @@ def test_a_part_that_keeps_failing_gives_up(server, tmp_path, monkeypatch):
 def test_no_chunk_size_is_a_single_put(server, tmp_path):
     path, oid = make_file(tmp_path, 1000)
     events = Events(tmp_path)
-    request = {"oid": oid, "size": 1000, "path": path,
-               "action": {"href": f"{server.url}/part/1", "header": {"X-Custom": "yes"}}}
+    request = {
+        "oid": oid,
+        "size": 1000,
+        "path": path,
+        "action": {"href": f"{server.url}/part/1", "header": {"X-Custom": "yes"}},
+    }
     Uploader(2, None).upload(request, Progress(events.writer, oid, 1000))
     assert server.state.parts[1] == Path(path).read_bytes()
     assert server.state.headers_seen[0]["X-Custom"] == "yes"
@@ -239,7 +254,8 @@ def test_an_upload_resumes_from_a_journal_in_the_legacy_folder(server, tmp_path)
     server.behaviour.always_fail_part = None
     before = server.state.bytes_received
     Uploader(1, str(current), legacy_journal_dir=str(legacy)).upload(
-        request, Progress(events.writer, oid, size))
+        request, Progress(events.writer, oid, size)
+    )
     assert server.state.bytes_received - before == 2 * CHUNK
     assert hashlib.sha256(server.state.objects[oid]).hexdigest() == oid
     assert list(legacy.iterdir()) == [] and list(current.iterdir()) == []
@@ -260,14 +276,18 @@ def test_adopting_keeps_a_journal_already_in_the_new_folder(tmp_path):
 def test_journals_live_in_the_common_git_dir_out_of_git_lfs_reach(tmp_path, monkeypatch):
     main, worktree = tmp_path / "main", tmp_path / "worktree"
     subprocess.run(["git", "init", "-q", str(main)], check=True)
-    subprocess.run(["git", "-C", str(main), "commit", "-q", "--allow-empty", "-m", "x"],
-                   check=True)
-    subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", "--detach", str(worktree)],
-                   check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(main), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run(
+        ["git", "-C", str(main), "worktree", "add", "-q", "--detach", str(worktree)],
+        check=True,
+        capture_output=True,
+    )
     git_dir = main.resolve() / ".git"
     for cwd in (main, worktree, worktree):  # the second call finds the folder already there
-        assert journal_dirs(str(cwd)) == (str(git_dir / "lfsrepo" / "multipart"),
-                                          str(git_dir / "lfs" / "tmp"))
+        assert journal_dirs(str(cwd)) == (
+            str(git_dir / "lfsrepo" / "multipart"),
+            str(git_dir / "lfs" / "tmp"),
+        )
     assert (git_dir / "lfsrepo" / "multipart").is_dir()
     assert not (git_dir / "lfs" / "tmp").exists()  # uploads do not create git-lfs's folder
     outside = tmp_path / "outside"
@@ -303,25 +323,41 @@ def test_a_stale_journal_falls_back_to_a_full_upload(server, tmp_path):
     assert progress == sorted(progress) and progress[-1] == size
 
 
-@pytest.mark.parametrize(("header", "size", "message"), [
-    ({"1": "http://s/1"}, 10, "chunk_size must be a decimal integer, got ''"),
-    ({"chunk_size": "abc", "1": "http://s/1"}, 10, "chunk_size must be a decimal integer"),
-    ({"chunk_size": "0", "1": "http://s/1"}, 10, "chunk_size must be positive"),
-    ({"chunk_size": "-5", "1": "http://s/1"}, 10, "decimal integer"),
-    ({"chunk_size": "4", "1": "http://s/1", "3": "http://s/3"}, 10, "needs parts 1..3; missing: 2"),
-    ({"chunk_size": "5", "1": "http://s/1", "2": "http://s/2", "3": "http://s/3"}, 10,
-     "unexpected: 3"),
-    ({"chunk_size": "5", "1": "http://s/1", "0001": "http://s/1b"}, 5, "part 1 is listed twice"),
-    ({"chunk_size": "5", "1": "ftp://s/1"}, 5, "URL must be http"),
-])
+@pytest.mark.parametrize(
+    ("header", "size", "message"),
+    [
+        ({"1": "http://s/1"}, 10, "chunk_size must be a decimal integer, got ''"),
+        ({"chunk_size": "abc", "1": "http://s/1"}, 10, "chunk_size must be a decimal integer"),
+        ({"chunk_size": "0", "1": "http://s/1"}, 10, "chunk_size must be positive"),
+        ({"chunk_size": "-5", "1": "http://s/1"}, 10, "decimal integer"),
+        (
+            {"chunk_size": "4", "1": "http://s/1", "3": "http://s/3"},
+            10,
+            "needs parts 1..3; missing: 2",
+        ),
+        (
+            {"chunk_size": "5", "1": "http://s/1", "2": "http://s/2", "3": "http://s/3"},
+            10,
+            "unexpected: 3",
+        ),
+        (
+            {"chunk_size": "5", "1": "http://s/1", "0001": "http://s/1b"},
+            5,
+            "part 1 is listed twice",
+        ),
+        ({"chunk_size": "5", "1": "ftp://s/1"}, 5, "URL must be http"),
+    ],
+)
 def test_bad_actions_say_exactly_what_is_wrong(header, size, message):
     with pytest.raises(ActionError, match=message.replace("(", r"\(").replace(".", r"\.")):
         plan_parts(size, header)
 
 
 def test_parts_are_taken_in_numeric_order_not_json_order():
-    plan = plan_parts(50, {"chunk_size": "5", **{str(n): f"http://x/{n}" for n in
-                                                 (10, 2, 9, 1, 3, 8, 4, 7, 5, 6)}})
+    plan = plan_parts(
+        50,
+        {"chunk_size": "5", **{str(n): f"http://x/{n}" for n in (10, 2, 9, 1, 3, 8, 4, 7, 5, 6)}},
+    )
     assert [p.url for p in plan.parts] == [f"http://x/{n}" for n in range(1, 11)]
     assert plan.parts[-1].offset == 45 and plan.parts[-1].length == 5
 
@@ -341,8 +377,9 @@ def test_download_with_ranges_or_without(server, tmp_path, monkeypatch, honour_r
     oid, data = _stored(server, tmp_path, size)
     events = Events(tmp_path)
     request = {"oid": oid, "size": size, "action": {"href": f"{server.url}/object/{oid}"}}
-    path = Downloader(4, str(tmp_path / "tmp")).download(request, Progress(events.writer, oid,
-                                                                           size))
+    path = Downloader(4, str(tmp_path / "tmp")).download(
+        request, Progress(events.writer, oid, size)
+    )
     assert Path(path).read_bytes() == data
     assert Path(path).parent == tmp_path / "tmp"
     assert events.read()[-1]["bytesSoFar"] == size

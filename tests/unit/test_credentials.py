@@ -22,14 +22,21 @@ REMOTE = "http://127.0.0.1:8123/ns/repo.git"
 
 def fill(runner: GitRunner, request: str) -> dict[str, str]:
     """What `git credential fill` answers for ``request``, run as git-lfs runs it (unredacted)."""
-    result = subprocess.run(["git", "credential", "fill"], input=request, env=runner.environment(),
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", "credential", "fill"],
+        input=request,
+        env=runner.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
 def test_the_remote_gets_basic_credentials_with_the_default_username():
-    answer = fill(GitRunner("/tmp", Token("s3cret"), REMOTE),
-                  "protocol=http\nhost=127.0.0.1:8123\n\n")
+    answer = fill(
+        GitRunner("/tmp", Token("s3cret"), REMOTE), "protocol=http\nhost=127.0.0.1:8123\n\n"
+    )
     assert (answer["username"], answer["password"]) == ("user", "s3cret")
 
 
@@ -45,17 +52,25 @@ def test_a_token_as_username_is_sent_with_an_empty_password():
     assert (answer["username"], answer["password"]) == ("ghp_x", "")
 
 
-@pytest.mark.parametrize("request_text", [
-    "protocol=http\nhost=127.0.0.1:8124\n\n",      # another port: a storage server, say
-    "protocol=https\nhost=127.0.0.1:8123\n\n",     # another scheme
-    "protocol=http\nhost=127.0.0.1\n\n",           # the default port is another origin
-    "protocol=http\nhost=evil.example\n\n",
-    "protocol=http\nhost=127.0.0.1:81234\n\n",     # a prefix of the host is not the host
-])
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "protocol=http\nhost=127.0.0.1:8124\n\n",  # another port: a storage server, say
+        "protocol=https\nhost=127.0.0.1:8123\n\n",  # another scheme
+        "protocol=http\nhost=127.0.0.1\n\n",  # the default port is another origin
+        "protocol=http\nhost=evil.example\n\n",
+        "protocol=http\nhost=127.0.0.1:81234\n\n",  # a prefix of the host is not the host
+    ],
+)
 def test_no_other_origin_gets_an_answer(request_text):
-    result = subprocess.run(["git", "credential", "fill"], input=request_text, capture_output=True,
-                            text=True, env=GitRunner("/tmp", Token("s3cret"), REMOTE).environment(),
-                            check=False)
+    result = subprocess.run(
+        ["git", "credential", "fill"],
+        input=request_text,
+        capture_output=True,
+        text=True,
+        env=GitRunner("/tmp", Token("s3cret"), REMOTE).environment(),
+        check=False,
+    )
     assert result.returncode != 0  # nothing to answer with, and prompting is disabled
     assert "s3cret" not in result.stdout and "password=" not in result.stdout
 
@@ -72,8 +87,14 @@ def test_store_writes_nothing_and_a_refused_token_is_not_offered_again(tmp_path)
     ours = "protocol=http\nhost=127.0.0.1:8123\nusername=user\npassword=s3cret\n\n"
 
     def git_credential(action: str, request: str) -> str:
-        return subprocess.run(["git", "credential", action], input=request, env=env,
-                              capture_output=True, text=True, check=False).stdout
+        return subprocess.run(
+            ["git", "credential", action],
+            input=request,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
 
     git_credential("approve", ours)
     assert not os.path.exists(os.path.join(os.environ["HOME"], ".git-credentials"))
@@ -84,16 +105,22 @@ def test_store_writes_nothing_and_a_refused_token_is_not_offered_again(tmp_path)
     git_credential("reject", ours)
     assert git_credential("fill", "protocol=http\nhost=127.0.0.1:8123\n\n") == ""
     # A new command starts afresh.
-    assert fill(GitRunner(tmp_path, Token("s3cret"), REMOTE),
-                "protocol=http\nhost=127.0.0.1:8123\n\n")["password"] == "s3cret"
+    assert (
+        fill(
+            GitRunner(tmp_path, Token("s3cret"), REMOTE), "protocol=http\nhost=127.0.0.1:8123\n\n"
+        )["password"]
+        == "s3cret"
+    )
 
 
 def test_the_users_own_helpers_are_not_asked(tmp_path, monkeypatch):
     marker = tmp_path / "asked"
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "credential.helper")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0",
-                       f"!f() {{ touch {marker}; echo username=them; echo password=theirs; }}; f")
+    monkeypatch.setenv(
+        "GIT_CONFIG_VALUE_0",
+        f"!f() {{ touch {marker}; echo username=them; echo password=theirs; }}; f",
+    )
     request = "protocol=http\nhost=127.0.0.1:8123\n\n"
     answer = fill(GitRunner("/tmp", Token("ours"), REMOTE), request)
     assert answer["password"] == "ours" and not marker.exists()
@@ -110,7 +137,8 @@ def test_the_secret_is_in_the_environment_only_and_os_environ_is_untouched():
     assert not any("s3cret" in value for value in config_values)
     assert "s3cret" not in CREDENTIAL_HELPER
     assert [name for name, value in env.items() if value == "s3cret"] == [
-        "LFSREPO_CREDENTIAL_PASSWORD"]
+        "LFSREPO_CREDENTIAL_PASSWORD"
+    ]
     assert env["GIT_TERMINAL_PROMPT"] == "0" and "GIT_ASKPASS" not in env
     assert dict(os.environ) == before
 
@@ -129,7 +157,7 @@ def test_no_credentials_for_remotes_that_are_not_http():
 
 @pytest.mark.parametrize("bad", ["tok\n", "to\rk", "t\0k", ""])
 def test_a_token_with_a_line_break_is_refused_with_the_reason(bad):
-    with pytest.raises(ValueError, match="line break|empty"):
+    with pytest.raises(ValueError, match=r"line break|empty"):
         Token(bad)
 
 

@@ -27,7 +27,8 @@ from repository.progress import parse_progress_line
 
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\"),
-    min_size=1, max_size=30,
+    min_size=1,
+    max_size=30,
 ).filter(lambda n: n not in (".", "..") and n.strip() == n and n.strip())
 
 
@@ -35,7 +36,12 @@ names = st.text(
 def test_progress_lines_keep_names_with_spaces(name, done, total):
     line = parse_progress_line(f"upload 3/7 {done}/{total} {name}\n")
     assert line is not None
-    assert (line.name, line.bytes_so_far, line.total_bytes, line.file_number) == (name, done, total, 3)
+    assert (line.name, line.bytes_so_far, line.total_bytes, line.file_number) == (
+        name,
+        done,
+        total,
+        3,
+    )
 
 
 def test_malformed_progress_lines_are_ignored():
@@ -105,10 +111,13 @@ def test_config_entries_from_the_environment_are_kept(monkeypatch, tmp_path):
 
 
 def test_failures_are_classified():
-    assert isinstance(classify_failure(["git", "push"], 128, "", "fatal: Authentication failed"),
-                      AuthenticationError)
-    assert isinstance(classify_failure(["git", "push"], 1, "", " ! [rejected] (fetch first)"),
-                      PushRejectedError)
+    assert isinstance(
+        classify_failure(["git", "push"], 128, "", "fatal: Authentication failed"),
+        AuthenticationError,
+    )
+    assert isinstance(
+        classify_failure(["git", "push"], 1, "", " ! [rejected] (fetch first)"), PushRejectedError
+    )
     error = classify_failure(["git", "status"], 1, "", "boom")
     assert type(error) is GitCommandError and "`git status`" in str(error) and "boom" in str(error)
     assert isinstance(error, OSError)
@@ -129,6 +138,7 @@ def test_queue_runs_in_order_one_at_a_time():
             order.append(index)
             running.release()
             return index % 2
+
         return run
 
     commands = [queue.submit(f"job {i}", job(i)) for i in range(20)]
@@ -150,9 +160,15 @@ def test_repr_tells_queued_running_and_finished_apart():
     release = threading.Event()
 
     def blocked(command) -> int:
-        return command.run_process(lambda: subprocess.Popen(
-            ["sleep", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True), str)
+        return command.run_process(
+            lambda: subprocess.Popen(
+                ["sleep", "30"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            ),
+            str,
+        )
 
     first = queue.submit("push", blocked)
     second = queue.submit("push", lambda command: int(not release.wait(10)))
@@ -161,7 +177,8 @@ def test_repr_tells_queued_running_and_finished_apart():
         time.sleep(0.01)
     try:
         assert repr(first) == (
-            f"[push command, status code: running, in progress. PID: {first.process.pid}]")
+            f"[push command, status code: running, in progress. PID: {first.process.pid}]"
+        )
         assert repr(second) == "[push command, status code: running, queued.]"
     finally:
         first.terminate()
@@ -175,9 +192,16 @@ def test_repr_tells_queued_running_and_finished_apart():
 def test_waiting_for_all_clones_shares_one_deadline():
     def sleep_job(seconds: float):
         def run(command) -> int:
-            return command.run_process(lambda: subprocess.Popen(
-                ["sleep", str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True), str)
+            return command.run_process(
+                lambda: subprocess.Popen(
+                    ["sleep", str(seconds)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                ),
+                str,
+            )
+
         return run
 
     queues = [CommandQueue(f"clone {i}") for i in range(2)]
@@ -205,16 +229,49 @@ def test_the_legacy_public_api_is_all_there():
     import repository
     from repository import Repository
 
-    for name in ("current_branch", "check_git_versions", "clone_from", "git_config_username_and_email",
-                 "git_credential_helper_store", "git_head_hash", "git_remote_url",
-                 "git_head_commit_url", "list_deleted_files", "lfs_track", "lfs_untrack",
-                 "lfs_enable_largefiles", "auto_track_large_files", "auto_track_binary_files",
-                 "lfs_prune", "git_pull", "git_add", "git_commit", "git_push", "git_checkout",
-                 "tag_exists", "add_tag", "delete_tag", "is_repo_clean", "push_to_hub", "push",
-                 "commit", "command_queue", "commands_failed", "commands_in_progress",
-                 "wait_for_commands"):
+    for name in (
+        "current_branch",
+        "check_git_versions",
+        "clone_from",
+        "git_config_username_and_email",
+        "git_credential_helper_store",
+        "git_head_hash",
+        "git_remote_url",
+        "git_head_commit_url",
+        "list_deleted_files",
+        "lfs_track",
+        "lfs_untrack",
+        "lfs_enable_largefiles",
+        "auto_track_large_files",
+        "auto_track_binary_files",
+        "lfs_prune",
+        "git_pull",
+        "git_add",
+        "git_commit",
+        "git_push",
+        "git_checkout",
+        "tag_exists",
+        "add_tag",
+        "delete_tag",
+        "is_repo_clean",
+        "push_to_hub",
+        "push",
+        "commit",
+        "command_queue",
+        "commands_failed",
+        "commands_in_progress",
+        "wait_for_commands",
+    ):
         assert hasattr(Repository, name), name
-    for name in ("is_git_repo", "is_local_clone", "is_tracked_with_lfs", "is_git_ignored",
-                 "is_binary_file", "files_to_be_staged", "is_tracked_upstream", "commits_to_push"):
+    for name in (
+        "is_git_repo",
+        "is_local_clone",
+        "is_tracked_with_lfs",
+        "is_git_ignored",
+        "is_binary_file",
+        "files_to_be_staged",
+        "is_tracked_upstream",
+        "commits_to_push",
+    ):
         assert callable(getattr(repository, name)), name
     assert issubclass(repository.RepositoryError, OSError)

@@ -89,14 +89,29 @@ def test_multipart_pending_upload_is_reused(tmp_path):
         first.part_range(11)
 
 
-@pytest.mark.parametrize("name,expected", [("ns/m", "ns/m"), ("/ns/m.git", "ns/m"), ("solo", "solo"),
-                                           ("a/b/c.d-e_f", "a/b/c.d-e_f")])
+@pytest.mark.parametrize(
+    "name,expected",
+    [("ns/m", "ns/m"), ("/ns/m.git", "ns/m"), ("solo", "solo"), ("a/b/c.d-e_f", "a/b/c.d-e_f")],
+)
 def test_repo_names(name, expected):
     assert normalize_name(name) == expected
 
 
-@pytest.mark.parametrize("name", ["", "/", "../x", "ns/../x", "ns/.hidden", "a/b/c/d/e",
-                                  "ns/x.git.git", "ns//x", "ns/x y", "ns/" + "x" * 101])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "/",
+        "../x",
+        "ns/../x",
+        "ns/.hidden",
+        "a/b/c/d/e",
+        "ns/x.git.git",
+        "ns//x",
+        "ns/x y",
+        "ns/" + "x" * 101,
+    ],
+)
 def test_bad_repo_names(name):
     with pytest.raises(InvalidRepoName):
         normalize_name(name)
