@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,10 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
 # forever. Fail instead when nothing moves for this long (git-lfs has its own activity timeout).
 # Users change it through git's variables, GIT_HTTP_LOW_SPEED_TIME / GIT_HTTP_LOW_SPEED_LIMIT.
 STALLED_TRANSFER_TIMEOUT_S = 120
+# A version query that takes this long means a broken installation, not a slow one.
+VERSION_TIMEOUT_S = 30
+# The exit status reported for a command stopped by its timeout (as timeout(1) reports it).
+TIMED_OUT = 124
 
 _AUTH_FAILURE_MARKERS = (
     "authentication failed",
@@ -237,12 +242,14 @@ class GitRunner:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         ok_returncodes: Sequence[int] = (0,),
+        timeout: float | None = None,
     ) -> GitResult:
         """Run ``git *args`` to completion; raise a :class:`GitCommandError` unless it succeeded.
 
-        Example:
-            >>> GitRunner(".").run(["rev-parse", "--is-inside-work-tree"], check=False).returncode in (0, 128)
-            True
+        ``timeout`` (seconds) stops git and everything it started, and raises. None is the
+        default for a reason: staging or pushing tens of GB legitimately takes long, and what can
+        hang, a network transfer, already fails after ``STALLED_TRANSFER_TIMEOUT_S`` without
+        progress. Quick queries that must not hold anything up pass one.
         """
         argv = self.command(args)
         folder = _existing_folder(cwd or self.workdir)
@@ -260,10 +267,13 @@ class GitRunner:
             raise GitNotFoundError(f"git is not installed or not on PATH: {error}") from None
         with process:
             try:
-                stdout, stderr = process.communicate(input if input is not None else b"")
-            except (
-                BaseException
-            ):  # Ctrl-C, mostly: stop git and everything it started, then re-raise
+                stdout, stderr = process.communicate(input or b"", timeout=timeout)
+            except subprocess.TimeoutExpired:
+                stop_process_group(process)
+                raise GitCommandError(
+                    [self.redact(a) for a in argv], TIMED_OUT, "", f"timed out after {timeout:g} s"
+                ) from None
+            except BaseException:  # Ctrl-C, mostly: stop git and all it started, then re-raise
                 stop_process_group(process)
                 raise
         result = GitResult(
@@ -346,12 +356,13 @@ def require_git_and_lfs() -> dict[str, str]:
         >>> sorted(require_git_and_lfs())
         ['git', 'git-lfs']
     """
-    versions: dict[str, str] = {}
-    for name, argv in (("git", ["git", "--version"]), ("git-lfs", ["git-lfs", "--version"])):
-        if shutil.which(argv[0]) is None:
-            raise GitNotFoundError(
-                f"{name} is not installed or not on PATH; install it (https://git-lfs.com for git-lfs)"
-            )
-        output = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
-        versions[name] = output
-    return versions
+    if shutil.which("git") is None:
+        raise GitNotFoundError("git is not installed or not on PATH; install it")
+    runner = GitRunner(tempfile.gettempdir())
+    lfs = runner.run(["lfs", "version"], check=False, timeout=VERSION_TIMEOUT_S)
+    if not lfs.ok:
+        raise GitNotFoundError(
+            "git-lfs is not installed or not on PATH; install it (https://git-lfs.com)"
+        )
+    git = runner.run(["--version"], timeout=VERSION_TIMEOUT_S)
+    return {"git": git.stdout.strip(), "git-lfs": lfs.stdout.strip()}
