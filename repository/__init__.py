@@ -1,11 +1,20 @@
 """lfsrepo's Repository workflow: large files in git repositories with Git LFS.
 
-A drop-in for the legacy ``huggingface_hub.Repository``: change the import, keep the code.
+A drop-in for the legacy ``huggingface_hub.Repository``: change the import, keep the code. Only
+the names in ``__all__`` are public; the modules behind them are internal.
 
-Example:
+Example (against lfsrepo's own local server; any git + LFS server works the same way):
+    >>> import os, tempfile
     >>> from repository import Repository
-    >>> with Repository("clone", clone_from="http://127.0.0.1:8080/ns/repo").commit("Add"):  # doctest: +SKIP
-    ...     open("weights.bin", "wb").write(b"\\0" * 1024)
+    >>> from repository.testing import LocalGitServer
+    >>> server = LocalGitServer().start()
+    >>> url = server.create_repo("me/model")
+    >>> repo = Repository(os.path.join(tempfile.mkdtemp(), "model"), clone_from=url)
+    >>> with repo.commit("Add weights"):  # runs inside the clone, then adds, commits and pushes
+    ...     _ = open("weights.bin", "wb").write(os.urandom(1024))
+    >>> server.list_refs("me/model")["refs/heads/main"] == repo.git_head_hash()
+    True
+    >>> server.stop()
 """
 
 from __future__ import annotations

@@ -83,11 +83,7 @@ def _marker_path() -> str:
 
 
 def remove_credential_markers() -> None:
-    """Remove this process's folder of credential markers, if it made one.
-
-    Example:
-        >>> remove_credential_markers()
-    """
+    """Remove this process's folder of credential markers, if it made one."""
     global _markers_folder
     with _markers_lock:
         if _markers_folder is not None:
@@ -207,34 +203,19 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 
 def without_credentials(url: str) -> str:
-    """``url`` without any ``user[:secret]@`` part.
-
-    Example:
-        >>> without_credentials("https://_jwt:t@h/r")
-        'https://h/r'
-    """
+    """``url`` without any ``user[:secret]@`` part."""
     return split_credentials(url)[0]
 
 
 def with_username(url: str, username: str) -> str:
-    """``url`` (an http(s) URL without credentials) with ``username@`` in it.
-
-    Example:
-        >>> with_username("http://127.0.0.1:9/ns/r", "_jwt")
-        'http://_jwt@127.0.0.1:9/ns/r'
-    """
+    """``url`` (an http(s) URL without credentials) with ``username@`` in it."""
     parts = urllib.parse.urlsplit(url)
     netloc = f"{urllib.parse.quote(username, safe='')}@{parts.netloc}"
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def url_username(url: str) -> str | None:
-    """The username written in an http(s) URL, if any.
-
-    Example:
-        >>> url_username("https://oauth2@gitlab.example/ns/r"), url_username("https://h/r")
-        ('oauth2', None)
-    """
+    """The username written in an http(s) URL, if any."""
     return split_credentials(url)[1]
 
 

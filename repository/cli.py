@@ -15,12 +15,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand registered.
-
-    Example:
-        >>> build_parser().parse_args(["serve", "--data", "/tmp/d"]).command
-        'serve'
-    """
+    """Return the parser with every subcommand registered."""
     from lfs_agent.cli import add_agent_commands
     from repository.testing.cli import add_serve_command
 
@@ -37,9 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lfsrepo`` and return its exit code; no traceback reaches the user unless asked for.
 
     Set ``LFSREPO_DEBUG=1`` to see the traceback of an unexpected error.
-
-    Example:
-        >>> main(["--help"])  # doctest: +SKIP
     """
     args = build_parser().parse_args(argv)
     try:

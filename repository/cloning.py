@@ -7,10 +7,6 @@ after that, and the marker removed. A later run finds what a kill left and goes 
 a staging folder without the marker is a clone that never finished (removed, and cloned again);
 with the marker, the moves are finished; a clone whose marker is still there fetches its LFS
 content again.
-
-Example:
-    >>> lfs_content_pending("/nonexistent/.git")
-    False
 """
 
 from __future__ import annotations
@@ -66,12 +62,7 @@ def resume(local_dir: str) -> None:
 
 
 def lfs_content_pending(git_dir: str) -> bool:
-    """Whether the clone's LFS content has not been fetched since it was cloned.
-
-    Example:
-        >>> lfs_content_pending("/tmp")
-        False
-    """
+    """Whether the clone's LFS content has not been fetched since it was cloned."""
     return os.path.exists(os.path.join(git_dir, _UNFINISHED))
 
 

@@ -37,11 +37,6 @@ class CommandInProgress:
 
     ``status`` is -1 while it runs, 0 on success, and > 0 on failure, including when the process
     was killed by a signal.
-
-    Example:
-        >>> command = CommandQueue("demo").submit("noop", lambda cmd: 0)
-        >>> command.wait(timeout=5) and not command.failed
-        True
     """
 
     def __init__(self, title: str, subject: str = "") -> None:
@@ -72,63 +67,33 @@ class CommandInProgress:
 
     @property
     def is_done(self) -> bool:
-        """Whether the command finished (successfully or not).
-
-        Example:
-            >>> CommandInProgress("push").is_done
-            False
-        """
+        """Whether the command finished (successfully or not)."""
         return self._done.is_set()
 
     @property
     def status(self) -> int:
-        """-1 while running, 0 on success, a positive exit code on failure.
-
-        Example:
-            >>> CommandInProgress("push").status
-            -1
-        """
+        """-1 while running, 0 on success, a positive exit code on failure."""
         return self._status
 
     @property
     def failed(self) -> bool:
-        """Whether the command finished with a failure.
-
-        Example:
-            >>> CommandInProgress("push").failed
-            False
-        """
+        """Whether the command finished with a failure."""
         return self._status > 0
 
     @property
     def stdout(self) -> str:
-        """Everything the command wrote to stdout so far (complete once it is done); never blocks.
-
-        Example:
-            >>> CommandInProgress("push").stdout
-            ''
-        """
+        """What the command wrote to stdout so far (all of it once done); never blocks."""
         with self._output_lock:
             return self._redact("".join(self._stdout))
 
     @property
     def stderr(self) -> str:
-        """Everything the command wrote to stderr so far (complete once it is done); never blocks.
-
-        Example:
-            >>> CommandInProgress("push").stderr
-            ''
-        """
+        """What the command wrote to stderr so far (all of it once done); never blocks."""
         with self._output_lock:
             return self._redact("".join(self._stderr))
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the command is done or ``timeout`` seconds passed; return whether it is done.
-
-        Example:
-            >>> CommandInProgress("push").wait(timeout=0)
-            False
-        """
+        """Wait until the command is done or ``timeout`` seconds passed; return whether done."""
         return self._done.wait(timeout)
 
     def describe(self) -> str:
@@ -148,9 +113,6 @@ class CommandInProgress:
     def terminate(self) -> None:
         """Stop the running process and everything it started (hooks, git-lfs), and start no
         further attempt; the command fails. Returns once they are gone (at most ~2 s).
-
-        Example:
-            >>> CommandInProgress("push").terminate()
         """
         self._cancelled.set()
         process = self.process
@@ -165,13 +127,6 @@ class CommandInProgress:
         """Start a process (one attempt of this command), drain its output, return its exit code.
 
         Called on the queue's worker thread; output of several attempts accumulates.
-
-        Example:
-            >>> import subprocess
-            >>> CommandInProgress("x").run_process(
-            ...     lambda: subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-            ...     str)
-            0
         """
         self._redact = redact
         if self._cancelled.is_set():
@@ -230,14 +185,10 @@ class CommandQueue:
         listed: bool = True,
         subject: str = "",
     ) -> CommandInProgress:
-        """Queue ``job`` (which returns an exit code) and return its :class:`CommandInProgress` at once.
+        """Queue ``job`` (it returns an exit code); return its :class:`CommandInProgress` at once.
 
         ``listed=False``: it runs in order like the others but is not in :attr:`commands` (a
         blocking caller waits for it itself, as the legacy class never listed blocking pushes).
-
-        Example:
-            >>> CommandQueue("c").submit("noop", lambda cmd: 0).title
-            'noop'
         """
         command = CommandInProgress(title, subject)
         with self._condition:
@@ -253,21 +204,11 @@ class CommandQueue:
         return command
 
     def in_progress(self) -> list[CommandInProgress]:
-        """Commands queued or running.
-
-        Example:
-            >>> CommandQueue("c").in_progress()
-            []
-        """
+        """Commands queued or running."""
         return [command for command in self.commands if not command.is_done]
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for every command submitted so far; return whether all are done.
-
-        Example:
-            >>> CommandQueue("c").wait(0)
-            True
-        """
+        """Wait for every command submitted so far; return whether all are done."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for command in list(self.commands):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -319,21 +260,11 @@ def queue_for_clone(local_dir: str) -> CommandQueue:
 
 
 class StopWaiting(Exception):
-    """Raised (by a second SIGTERM, see termination.py) to stop waiting for background commands.
-
-    Example:
-        >>> issubclass(StopWaiting, Exception)
-        True
-    """
+    """Raised (by a second SIGTERM, see termination.py) to stop waiting for background commands."""
 
 
 def pending_commands() -> list[CommandInProgress]:
-    """The background commands of every clone that are queued or running.
-
-    Example:
-        >>> pending_commands()
-        []
-    """
+    """The background commands of every clone that are queued or running."""
     return [command for queue in list(_ALL_QUEUES) for command in queue.in_progress()]
 
 
@@ -346,10 +277,6 @@ def wait_for_all_commands(
     it waits for and how far each command got. Ctrl-C (or :class:`StopWaiting`) stops waiting.
     Commands that did not finish, when it stops or the time is up, are stopped (no git process
     outlives the wait) and reported as left for the next run. Returns whether all finished.
-
-    Example:
-        >>> wait_for_all_commands(timeout=1, announce=False)
-        True
     """
     pending = [(queue, queue.in_progress()) for queue in list(_ALL_QUEUES)]
     pending = [(queue, commands) for queue, commands in pending if commands]

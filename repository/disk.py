@@ -1,9 +1,4 @@
-"""The clone's disk: room for what is about to be staged, and writes made durable before we return.
-
-Example:
-    >>> format_bytes(3 * 1024**3 + 1)
-    '3.0 GiB'
-"""
+"""The clone's disk: room for what is about to be staged, and writes made durable."""
 
 from __future__ import annotations
 
@@ -66,9 +61,6 @@ def flush(*folders: str) -> None:
     One flush after ``git add`` costs about as much as git's own fsync of a handful of objects,
     where fsyncing each of 10,000 staged files doubled the time of the add (measured), and it also
     covers the LFS objects git-lfs writes, which git never fsyncs.
-
-    Example:
-        >>> flush("/tmp")
     """
     if _syncfs is None:
         os.sync()

@@ -1,8 +1,8 @@
 """The exception hierarchy of the Repository workflow.
 
-Every error is a :class:`RepositoryError`, itself an :class:`OSError`, so code written for the legacy
-class (``except OSError`` / ``except EnvironmentError``) keeps working. Errors raised by a git command
-carry the command and its stderr, both with any token already redacted.
+Every error is a :class:`RepositoryError`, itself an :class:`OSError`, so code written for the
+legacy class (``except OSError`` / ``except EnvironmentError``) keeps working. Errors raised by a
+git command carry the command and its stderr, both with any token already redacted.
 
 Example:
     >>> try:
@@ -35,11 +35,7 @@ class RepositoryError(OSError):
 
 
 class GitNotFoundError(RepositoryError):
-    """git or git-lfs is not installed or not on PATH.
-
-    Example:
-        >>> raise GitNotFoundError("git-lfs is not installed")  # doctest: +SKIP
-    """
+    """git or git-lfs is not installed or not on PATH."""
 
 
 class FolderNotFoundError(RepositoryError, FileNotFoundError):
@@ -55,10 +51,6 @@ class FolderNotFoundError(RepositoryError, FileNotFoundError):
 class DiskFullError(RepositoryError):
     """Not enough disk space for what was asked: said before staging when it can be known, or
     after a command ran out of it (nothing on disk is damaged either way).
-
-    Example:
-        >>> isinstance(DiskFullError("no room"), OSError)
-        True
     """
 
 
@@ -72,15 +64,11 @@ class NotAGitRepositoryError(RepositoryError, ValueError):
 
 
 class CloneConflictError(RepositoryError):
-    """The target folder holds something else: files, a clone of another remote, or unrelated history.
-
-    Example:
-        >>> raise CloneConflictError("folder is not empty")  # doctest: +SKIP
-    """
+    """The target folder holds something else: files, another remote's clone, unrelated history."""
 
 
 class GitCommandError(RepositoryError):
-    """A git or git-lfs command failed; ``command``, ``returncode``, ``stdout`` and ``stderr`` are redacted.
+    """A git or git-lfs command failed; its ``command``, ``stdout`` and ``stderr`` are redacted.
 
     Example:
         >>> str(GitCommandError(["git", "commit"], 1, "", "error: x"))
@@ -99,11 +87,7 @@ class GitCommandError(RepositoryError):
 
 
 class AuthenticationError(GitCommandError):
-    """The remote refused the credentials, or needed some and none were given.
-
-    Example:
-        >>> raise AuthenticationError(["git", "push"], 128, "", "401")  # doctest: +SKIP
-    """
+    """The remote refused the credentials, or needed some and none were given."""
 
     def __init__(
         self, command: Sequence[str], returncode: int, stdout: str = "", stderr: str = ""
@@ -116,25 +100,18 @@ class AuthenticationError(GitCommandError):
 
 
 class PushRejectedError(GitCommandError):
-    """The remote rejected the push (it moved on) and the bounded pull-rebase retries did not help.
-
-    Example:
-        >>> raise PushRejectedError(["git", "push"], 1, "", "[rejected]")  # doctest: +SKIP
-    """
+    """The remote rejected the push (it moved on) and the bounded rebase-and-retry did not help."""
 
 
 class NothingToCommitError(GitCommandError):
     """``git commit`` found nothing to commit; the message contains "nothing to commit" as before.
 
     Example:
-        >>> "nothing to commit" in str(NothingToCommitError(["git", "commit"], 1, "nothing to commit"))
+        >>> error = NothingToCommitError(["git", "commit"], 1, "nothing to commit")
+        >>> "nothing to commit" in str(error)
         True
     """
 
 
 class RevisionNotFoundError(GitCommandError):
-    """``git checkout`` could not find the revision and creating a branch was not allowed.
-
-    Example:
-        >>> raise RevisionNotFoundError(["git", "checkout", "x"], 1, "", "pathspec")  # doctest: +SKIP
-    """
+    """``git checkout`` could not find the revision and creating a branch was not allowed."""

@@ -82,12 +82,7 @@ _REJECTION_MARKERS = (
 
 @dataclass(frozen=True)
 class GitResult:
-    """The outcome of one finished command; ``stdout``/``stderr`` are redacted text.
-
-    Example:
-        >>> GitResult(["git", "status"], 0, "", "").ok
-        True
-    """
+    """The outcome of one finished command; ``stdout``/``stderr`` are redacted text."""
 
     command: list[str]
     returncode: int
@@ -96,12 +91,7 @@ class GitResult:
 
     @property
     def ok(self) -> bool:
-        """Whether the command exited with 0.
-
-        Example:
-            >>> GitResult([], 1, "", "").ok
-            False
-        """
+        """Whether the command exited with 0."""
         return self.returncode == 0
 
 
@@ -116,7 +106,8 @@ def classify_failure(
     """Build the most specific error for a failed command (authentication, rejected push, other).
 
     Example:
-        >>> type(classify_failure(["git", "push"], 1, "", " ! [rejected] main -> main (fetch first)"))
+        >>> rejected = " ! [rejected] main -> main (fetch first)"
+        >>> type(classify_failure(["git", "push"], 1, "", rejected))
         <class 'repository.errors.PushRejectedError'>
     """
     text = f"{stdout}\n{stderr}".lower()
@@ -139,12 +130,7 @@ def _config_count(value: str) -> int:
 
 
 class GitRunner:
-    """Runs git / git-lfs in one working directory with one set of credentials.
-
-    Example:
-        >>> GitRunner("/tmp", token=Token("abc")).run(["--version"]).ok
-        True
-    """
+    """Runs git / git-lfs in one working directory with one set of credentials."""
 
     def __init__(
         self,
@@ -167,12 +153,7 @@ class GitRunner:
         return sorted(forms, key=len, reverse=True)
 
     def with_remote(self, remote_url: str | None) -> GitRunner:
-        """A runner for the same folder and token that authenticates against ``remote_url``.
-
-        Example:
-            >>> GitRunner("/tmp").with_remote("https://h/r").remote_url
-            'https://h/r'
-        """
+        """A runner for the same folder and token that authenticates against ``remote_url``."""
         return GitRunner(self.workdir, self.token, remote_url)
 
     def redact(self, text: str) -> str:
@@ -225,12 +206,7 @@ class GitRunner:
         return env
 
     def command(self, args: Sequence[str]) -> list[str]:
-        """The full argv for git ``args`` (``["lfs", ...]`` runs git-lfs through git).
-
-        Example:
-            >>> GitRunner("/tmp").command(["status"])
-            ['git', 'status']
-        """
+        """The full argv for git ``args`` (``["lfs", ...]`` runs git-lfs through git)."""
         return ["git", *args]
 
     def run(
@@ -289,11 +265,7 @@ class GitRunner:
     def popen(
         self, args: Sequence[str], env: Mapping[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        """Start ``git *args`` with piped, unbuffered output; the caller drains and waits.
-
-        Example:
-            >>> process = GitRunner(".").popen(["--version"]); _ = process.communicate()
-        """
+        """Start ``git *args`` with piped, unbuffered output; the caller drains and waits."""
         folder = _existing_folder(self.workdir)
         try:
             return subprocess.Popen(

@@ -1,9 +1,4 @@
-"""The legacy module-level helpers, under their legacy names and signatures.
-
-Example:
-    >>> is_git_repo("/")
-    False
-"""
+"""The legacy module-level helpers, under their legacy names and signatures."""
 
 from __future__ import annotations
 
@@ -42,12 +37,7 @@ def _inside_work_tree(runner: GitRunner) -> bool:
 
 
 def is_git_repo(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` is the top of a git working tree (not merely inside another repository).
-
-    Example:
-        >>> is_git_repo("/nonexistent")
-        False
-    """
+    """Whether ``folder`` is the top of a git working tree (not merely inside one)."""
     if not os.path.isdir(folder):
         return False
     result = _runner(folder).run(["rev-parse", "--show-toplevel"], check=False)
@@ -74,12 +64,7 @@ def normalize_remote_url(url: str) -> str:
 
 
 def remote_urls(folder: str | os.PathLike[str]) -> list[str]:
-    """The URLs of every remote of the clone in ``folder``.
-
-    Example:
-        >>> remote_urls("/")
-        []
-    """
+    """The URLs of every remote of the clone in ``folder``."""
     result = _runner(folder).run(
         ["config", "-z", "--get-regexp", r"^remote\..*\.url$"], check=False
     )
@@ -89,12 +74,7 @@ def remote_urls(folder: str | os.PathLike[str]) -> list[str]:
 
 
 def is_local_clone(folder: str | os.PathLike[str], remote_url: str) -> bool:
-    """Whether ``folder`` is a clone of ``remote_url`` (credentials and ``.git`` suffix ignored).
-
-    Example:
-        >>> is_local_clone("/", "https://h/r")
-        False
-    """
+    """Whether ``folder`` is a clone of ``remote_url`` (credentials and ``.git`` suffix ignored)."""
     if not is_git_repo(folder):
         return False
     wanted = normalize_remote_url(remote_url)
@@ -102,44 +82,24 @@ def is_local_clone(folder: str | os.PathLike[str], remote_url: str) -> bool:
 
 
 def is_tracked_with_lfs(filename: str | os.PathLike[str]) -> bool:
-    """Whether the attributes of ``filename`` send it through Git LFS.
-
-    Example:
-        >>> is_tracked_with_lfs(__file__)
-        False
-    """
+    """Whether the attributes of ``filename`` send it through Git LFS."""
     return _file_in(filename, lfs.lfs_filtered)
 
 
 def is_git_ignored(filename: str | os.PathLike[str]) -> bool:
-    """Whether ``filename`` is ignored by git.
-
-    Example:
-        >>> is_git_ignored(__file__)
-        False
-    """
+    """Whether ``filename`` is ignored by git."""
     return _file_in(filename, lfs.git_ignored)
 
 
 def is_binary_file(filename: str | os.PathLike[str]) -> bool:
-    """Whether ``filename`` looks binary (its first 8,000 bytes decide).
-
-    Example:
-        >>> is_binary_file(__file__)
-        False
-    """
+    """Whether ``filename`` looks binary (its first 8,000 bytes decide)."""
     return lfs.is_binary_file(filename)
 
 
 def files_to_be_staged(
     pattern: str = ".", folder: str | os.PathLike[str] | None = None
 ) -> list[str]:
-    """Modified, deleted and untracked files under ``pattern`` in the clone at ``folder``.
-
-    Example:
-        >>> files_to_be_staged(".", folder="path/to/clone")  # doctest: +SKIP
-        ['new file.txt']
-    """
+    """Modified, deleted and untracked files under ``pattern`` in the clone at ``folder``."""
     return lfs.files_to_be_staged(_runner(folder), pattern)
 
 
@@ -148,10 +108,6 @@ def is_tracked_upstream(folder: str | os.PathLike[str]) -> bool:
 
     Raises :class:`RepositoryError` ("No branch checked out") on a detached HEAD, as the legacy
     helper did.
-
-    Example:
-        >>> is_tracked_upstream("/")
-        False
     """
     runner = _runner(folder)
     result = runner.run(
@@ -173,10 +129,6 @@ def commits_to_push(folder: str | os.PathLike[str], upstream: str | None = None)
     ``upstream`` takes git cherry's arguments as one string, as the legacy helper did:
     ``"origin/main"`` (compare HEAD with it), or ``"origin dev"`` (compare local ``dev`` with
     ``origin``'s default branch).
-
-    Example:
-        >>> commits_to_push("path/to/clone")  # doctest: +SKIP
-        2
     """
     result = _runner(folder).run(["cherry", *(upstream or "").split()])
     return len(result.stdout.splitlines())

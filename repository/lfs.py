@@ -35,12 +35,7 @@ def is_binary_bytes(data: bytes) -> bool:
 
 
 def is_binary_file(filename: str | os.PathLike[str]) -> bool:
-    """Whether a file looks binary, judging from its first 8,000 bytes.
-
-    Example:
-        >>> is_binary_file(__file__)
-        False
-    """
+    """Whether a file looks binary, judging from its first 8,000 bytes."""
     with open(filename, "rb") as handle:
         return is_binary_bytes(handle.read(SNIFF_BYTES))
 
@@ -56,12 +51,7 @@ def nul_joined(paths: Iterable[str]) -> bytes:
 
 
 def lfs_filtered(runner: GitRunner, paths: Sequence[str]) -> set[str]:
-    """The subset of ``paths`` (relative to the clone) whose ``filter`` attribute is ``lfs``.
-
-    Example:
-        >>> lfs_filtered(GitRunner("."), [])
-        set()
-    """
+    """The subset of ``paths`` (relative to the clone) whose ``filter`` attribute is ``lfs``."""
     if not paths:
         return set()
     payload = nul_joined(paths)
@@ -71,12 +61,7 @@ def lfs_filtered(runner: GitRunner, paths: Sequence[str]) -> set[str]:
 
 
 def git_ignored(runner: GitRunner, paths: Sequence[str]) -> set[str]:
-    """The subset of ``paths`` that .gitignore (or info/exclude) ignores.
-
-    Example:
-        >>> git_ignored(GitRunner("."), [])
-        set()
-    """
+    """The subset of ``paths`` that .gitignore (or info/exclude) ignores."""
     if not paths:
         return set()
     payload = nul_joined(paths)
@@ -88,22 +73,13 @@ def git_ignored(runner: GitRunner, paths: Sequence[str]) -> set[str]:
 def files_to_be_staged(runner: GitRunner, pattern: str = ".") -> list[str]:
     """Modified, deleted and untracked (not ignored) files matching ``pattern``, relative to the
     clone, in git's order.
-
-    Example:
-        >>> isinstance(files_to_be_staged(GitRunner(".")), list)
-        True
     """
     result = runner.run(["ls-files", "-z", "--exclude-standard", "-m", "-o", "-d", "--", pattern])
     return list(dict.fromkeys(split_nul(result.stdout)))  # git's order (untracked first), once each
 
 
 def deleted_files(runner: GitRunner) -> list[str]:
-    """Files deleted from the working tree or the index, from NUL-separated porcelain status.
-
-    Example:
-        >>> isinstance(deleted_files(GitRunner(".")), list)
-        True
-    """
+    """Files deleted from the working tree or the index, from NUL-separated porcelain status."""
     fields = split_nul(
         runner.run(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).stdout
     )

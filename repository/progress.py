@@ -5,8 +5,9 @@ git-lfs appends ``<direction> <n>/<files> <bytes>/<total> <name>`` lines to the 
 in the environment of the one command, never in ``os.environ``.
 
 Example:
-    >>> parse_progress_line("upload 1/2 10/20 my file.bin")
-    ProgressLine(direction='upload', file_number=1, file_count=2, bytes_so_far=10, total_bytes=20, name='my file.bin')
+    >>> line = parse_progress_line("upload 1/2 10/20 my file.bin")
+    >>> line.name, line.bytes_so_far, line.total_bytes
+    ('my file.bin', 10, 20)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from tqdm.auto import tqdm
 
@@ -26,12 +27,7 @@ DISABLE_VARIABLES = ("LFSREPO_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_B
 
 @dataclass(frozen=True)
 class ProgressLine:
-    """One line of git-lfs's progress file.
-
-    Example:
-        >>> parse_progress_line("download 1/1 5/5 a").bytes_so_far
-        5
-    """
+    """One line of git-lfs's progress file."""
 
     direction: str
     file_number: int
@@ -61,12 +57,7 @@ def parse_progress_line(line: str) -> ProgressLine | None:
 
 
 def bars_wanted(enabled: bool | None = None) -> bool:
-    """Whether to draw bars: stderr is a terminal, and neither the caller nor the environment said no.
-
-    Example:
-        >>> bars_wanted(False)
-        False
-    """
+    """Whether to draw bars: stderr is a terminal, and neither caller nor environment said no."""
     if enabled is False:
         return False
     if any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in DISABLE_VARIABLES):
@@ -92,7 +83,7 @@ class LfsProgress:
         self._directory = tempfile.mkdtemp(prefix="lfsrepo-progress-")
         self.path = os.path.join(self._directory, "progress")
         self.environment = {"GIT_LFS_PROGRESS": self.path}
-        self._bars: dict[str, tqdm] = {}
+        self._bars: dict[str, tqdm[Any]] = {}
         self._latest: dict[str, ProgressLine] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,12 +105,7 @@ class LfsProgress:
         os.rmdir(self._directory)
 
     def summary(self) -> str:
-        """How far the transfers got, e.g. ``"upload: 1/3 files, 12.0/40.0 MB"``.
-
-        Example:
-            >>> LfsProgress().summary()
-            'no LFS transfer yet'
-        """
+        """How far the transfers got, e.g. ``"upload: 1/3 files, 12.0/40.0 MB"``."""
         with self._lock:
             lines = list(self._latest.values())
         if not lines:

@@ -34,12 +34,7 @@ _NO_SMUDGE = {"GIT_LFS_SKIP_SMUDGE": "1"}
 
 @dataclass(frozen=True)
 class PushTarget:
-    """A push as it was queued.
-
-    Example:
-        >>> PushTarget("origin", "main", "dev", "ab" * 20, "u").local_branch
-        'dev'
-    """
+    """A push as it was queued."""
 
     remote: str  # a remote's name or URL
     remote_branch: str
@@ -66,12 +61,7 @@ class PushTarget:
         return f"{self.web_url}/commit/{commit}"
 
     def refspec(self, commit: str) -> str:
-        """The refspec that sends ``commit`` to the remote branch.
-
-        Example:
-            >>> PushTarget("origin", "x y", "b", "c", "u").refspec("c")
-            'c:refs/heads/x y'
-        """
+        """The refspec that sends ``commit`` to the remote branch."""
         return f"{commit}:refs/heads/{self.remote_branch}"
 
 

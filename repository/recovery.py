@@ -11,10 +11,6 @@ own lock on the clone, so no lfsrepo process is in the middle of a command there
 inside it) or has a lock file open. Only when neither is true is a leftover stale. Without
 ``/proc`` (macOS, BSD) a leftover must also be an hour old, longer than any git command lfsrepo
 runs holds a lock. Every repair is logged at WARNING, naming what was removed and why.
-
-Example:
-    >>> leftovers("/nonexistent/.git")
-    []
 """
 
 from __future__ import annotations
@@ -59,10 +55,6 @@ class Leftover:
 def leftovers(git_dir: str) -> list[Leftover]:
     """What killed processes may have left in ``git_dir``; cheap enough to ask before every
     command (a few stats and one walk of ``refs``).
-
-    Example:
-        >>> leftovers("/nonexistent/.git")
-        []
     """
     found = [Leftover(os.path.join(git_dir, name), "lock") for name in _TOP_LOCKS]
     found = [item for item in found if os.path.lexists(item.path)]
@@ -147,10 +139,6 @@ def remove_partial_lfs_files(git_dir: str) -> list[str]:
     """Remove git-lfs's partial files: temporary copies of the clean filter and downloads cut
     short (resumable, but they hold space a full disk needs back). Call with lfsrepo's lock held
     and no git running in the clone. Returns what it removed.
-
-    Example:
-        >>> remove_partial_lfs_files("/nonexistent/.git")
-        []
     """
     removed = []
     for folder in (os.path.join(git_dir, "lfs", "tmp"), os.path.join(git_dir, "lfs", "incomplete")):
@@ -187,11 +175,6 @@ def repair_index(git: GitRunner, git_dir: str) -> bool:
 def rewriting_history(git_dir: str) -> Iterator[None]:
     """Mark a rebase or pull of lfsrepo's while it runs: if the process is killed, the next
     :func:`repair` aborts what it left half done (and only rebases marked so, never the user's).
-
-    Example:
-        >>> import tempfile
-        >>> with rewriting_history(tempfile.mkdtemp()):
-        ...     pass
     """
     marker = os.path.join(git_dir, REWRITE_MARKER)
     os.makedirs(os.path.dirname(marker), exist_ok=True)

@@ -1,15 +1,9 @@
-"""The :class:`Repository` class: one method per verb of the legacy workflow, orchestration only.
-
-Example:
-    >>> from repository import Repository
-    >>> repo = Repository("my-model", clone_from="http://127.0.0.1:8080/me/my-model")  # doctest: +SKIP
-    >>> with repo.commit("Add weights"):  # doctest: +SKIP
-    ...     open("model.bin", "wb").write(b"\\0" * 1024)
-"""
+"""The :class:`Repository` class: one method per verb of the legacy workflow, orchestration only."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -19,9 +13,7 @@ import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
-import git as gitpython
 from filelock import FileLock
-from git.refs.symbolic import SymbolicReference
 
 from . import cloning, disk, helpers, lfs, recovery, termination
 from .auth import Token, resolve_token, split_credentials, with_username, without_credentials
@@ -56,11 +48,6 @@ class Repository:
     remote: it is reused. Anything else: :class:`~repository.errors.CloneConflictError`. The token
     (a string, or ``True`` for ``LFSREPO_TOKEN``/``HF_TOKEN``) reaches git only through each
     command's environment.
-
-    Example:
-        >>> repo = Repository("clone", clone_from="http://127.0.0.1:8080/ns/repo", token="t")  # doctest: +SKIP
-        >>> repo.current_branch  # doctest: +SKIP
-        'main'
     """
 
     def __init__(
@@ -79,7 +66,8 @@ class Repository:
     ) -> None:
         if repo_type is not None or client is not None:
             warnings.warn(
-                "Repository(repo_type=..., client=...) are ignored: pass the full URL as clone_from.",
+                "Repository(repo_type=..., client=...) are ignored: pass the full URL as "
+                "clone_from.",
                 DeprecationWarning,
                 stacklevel=2,
             )
@@ -94,7 +82,6 @@ class Repository:
         self._git = GitRunner(self.local_dir, self._token)
         self._lock: FileLock | None = None
         self._git_dir = ""
-        self._gitpython: gitpython.Repo | None = None
         os.makedirs(self.local_dir, exist_ok=True)
         cloning.resume(self.local_dir)
         if clone_from is not None:
@@ -121,120 +108,61 @@ class Repository:
 
     @property
     def current_branch(self) -> str:
-        """The checked-out branch (also when it has no commit yet), or ``"HEAD"`` when detached.
-
-        Example:
-            >>> repo.current_branch  # doctest: +SKIP
-            'main'
-        """
+        """The checked-out branch (also when it has no commit yet), or ``"HEAD"`` when detached."""
         result = self._git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False)
         return result.stdout.strip() if result.ok else "HEAD"
 
     @property
     def command_queue(self) -> list[CommandInProgress]:
-        """Every background command of this clone, oldest first.
-
-        Example:
-            >>> repo.command_queue[-1].status  # doctest: +SKIP
-            0
-        """
+        """Every background command of this clone, oldest first."""
         return self._queue.commands
 
     @property
     def commands_failed(self) -> list[CommandInProgress]:
-        """Background commands that finished with a failure.
-
-        Example:
-            >>> repo.commands_failed  # doctest: +SKIP
-            []
-        """
+        """Background commands that finished with a failure."""
         return [command for command in self.command_queue if command.failed]
 
     @property
     def commands_in_progress(self) -> list[CommandInProgress]:
-        """Background commands queued or running.
-
-        Example:
-            >>> repo.commands_in_progress  # doctest: +SKIP
-            [[push command, status code: running, in progress. PID: 4242]]
-        """
+        """Background commands queued or running."""
         return self._queue.in_progress()
 
     def wait_for_commands(self, timeout: float | None = None) -> bool:
-        """Wait for this clone's background commands; return whether they all finished.
-
-        Example:
-            >>> repo.wait_for_commands(timeout=60)  # doctest: +SKIP
-            True
-        """
+        """Wait for this clone's background commands; return whether they all finished."""
         finished = self._queue.wait(timeout)
         termination.disarm_if_idle()
         return finished
 
     def check_git_versions(self) -> dict[str, str]:
-        """The versions of git and git-lfs; raises ``GitNotFoundError`` if either is missing.
-
-        Example:
-            >>> sorted(repo.check_git_versions())  # doctest: +SKIP
-            ['git', 'git-lfs']
-        """
+        """The versions of git and git-lfs; raises ``GitNotFoundError`` if either is missing."""
         return require_git_and_lfs()
 
     def git_head_hash(self) -> str:
-        """The sha of HEAD.
-
-        Example:
-            >>> len(repo.git_head_hash())  # doctest: +SKIP
-            40
-        """
+        """The sha of HEAD."""
         return self._git.run(["rev-parse", "HEAD"]).stdout.strip()
 
     def git_remote_url(self) -> str:
-        """The URL of ``origin``, never with credentials in it.
-
-        Example:
-            >>> repo.git_remote_url()  # doctest: +SKIP
-            'http://127.0.0.1:8080/ns/repo'
-        """
+        """The URL of ``origin``, never with credentials in it."""
         url = self._git.run(["config", "--get", "remote.origin.url"]).stdout.strip()
         return without_credentials(url)
 
     def git_head_commit_url(self) -> str:
-        """``<remote url>/commit/<sha of HEAD>``.
-
-        Example:
-            >>> repo.git_head_commit_url()  # doctest: +SKIP
-            'http://127.0.0.1:8080/ns/repo/commit/3f2a...'
-        """
+        """``<remote url>/commit/<sha of HEAD>``."""
         url = self.git_remote_url()
         url = url.removesuffix(".git")
         return f"{url.rstrip('/')}/commit/{self.git_head_hash()}"
 
     def list_deleted_files(self) -> list[str]:
-        """Files deleted from the working tree or the index, relative to the clone.
-
-        Example:
-            >>> repo.list_deleted_files()  # doctest: +SKIP
-            ['old weights.bin']
-        """
+        """Files deleted from the working tree or the index, relative to the clone."""
         return lfs.deleted_files(self._git)
 
     def is_repo_clean(self) -> bool:
-        """Whether there is nothing to commit (no change, no untracked file).
-
-        Example:
-            >>> repo.is_repo_clean()  # doctest: +SKIP
-            True
-        """
+        """Whether there is nothing to commit (no change, no untracked file)."""
         return not self._git.run(["status", "--porcelain", "-z"]).stdout
 
     def tag_exists(self, tag_name: str, remote: str | None = None) -> bool:
         """Whether the tag exists locally, or on ``remote`` (a remote name or URL) when given
         (an empty ``remote`` means none, as in the legacy class).
-
-        Example:
-            >>> repo.tag_exists("v1", remote="origin")  # doctest: +SKIP
-            True
         """
         if not remote:
             args = ["rev-parse", "-q", "--verify", f"refs/tags/{tag_name}"]
@@ -255,9 +183,6 @@ class Repository:
         stays in the remote URL, as git would keep it), ``https://<token>@host/...`` as the
         username, as GitHub documents; with a token given separately, ``https://<user>@host/...``
         only names the username.
-
-        Example:
-            >>> repo.clone_from("http://127.0.0.1:8080/ns/repo")  # doctest: +SKIP
         """
         url, token_from_url = self._clone_url_and_token(self._resolve_url(repo_url), token)
         if token_from_url is not None:
@@ -277,11 +202,7 @@ class Repository:
     def git_config_username_and_email(
         self, git_user: str | None = None, git_email: str | None = None
     ) -> None:
-        """Set ``user.name`` / ``user.email`` in the clone's config (spaces and all).
-
-        Example:
-            >>> repo.git_config_username_and_email("Ada Lovelace", "ada@example.com")  # doctest: +SKIP
-        """
+        """Set ``user.name`` / ``user.email`` in the clone's config (spaces and all)."""
         with self._locked():
             if git_user is not None:
                 self._git.run(["config", "user.name", git_user])
@@ -289,11 +210,7 @@ class Repository:
                 self._git.run(["config", "user.email", git_email])
 
     def git_credential_helper_store(self) -> None:
-        """Opt in to ``credential.helper store`` for this clone (stores credentials in plain text).
-
-        Example:
-            >>> repo.git_credential_helper_store()  # doctest: +SKIP
-        """
+        """Opt in to ``credential.helper store`` for this clone (credentials in plain text)."""
         warnings.warn(
             "credential.helper store writes your credentials in plain text to ~/.git-credentials; "
             "prefer passing token= to Repository, which never writes it to disk.",
@@ -306,30 +223,18 @@ class Repository:
     # ----- LFS -------------------------------------------------------------------------------
 
     def lfs_track(self, patterns: str | Sequence[str], filename: bool = False) -> None:
-        """Track ``patterns`` with Git LFS (``filename=True``: literal file names, not globs).
-
-        Example:
-            >>> repo.lfs_track(["*.bin", "*.safetensors"])  # doctest: +SKIP
-        """
+        """Track ``patterns`` with Git LFS (``filename=True``: literal file names, not globs)."""
         flags = ["--filename"] if filename else []
         with self._locked():
             self._git.run(["lfs", "track", *flags, "--", *_as_list(patterns)])
 
     def lfs_untrack(self, patterns: str | Sequence[str]) -> None:
-        """Stop tracking ``patterns`` with Git LFS.
-
-        Example:
-            >>> repo.lfs_untrack("*.bin")  # doctest: +SKIP
-        """
+        """Stop tracking ``patterns`` with Git LFS."""
         with self._locked():
             self._git.run(["lfs", "untrack", "--", *_as_list(patterns)])
 
     def lfs_enable_largefiles(self) -> None:
-        """Configure the clone to upload files over 5 GB through lfsrepo's multipart transfer agent.
-
-        Example:
-            >>> repo.lfs_enable_largefiles()  # doctest: +SKIP
-        """
+        """Send files over 5 GB through lfsrepo's multipart agent (the constructor does it too)."""
         from lfs_agent.setup import enable_largefiles
 
         with self._locked():
@@ -339,28 +244,15 @@ class Repository:
         """Track new or modified binary files under ``pattern`` with LFS; return them.
 
         Ignored files are skipped; .gitattributes lines of deleted files are removed.
-
-        Example:
-            >>> repo.auto_track_binary_files()  # doctest: +SKIP
-            ['weights.bin']
         """
         return self._auto_track(pattern, binary=True, large=False)[0]
 
     def auto_track_large_files(self, pattern: str = ".") -> list[str]:
-        """Track new or modified files of 10 MiB or more under ``pattern`` with LFS; return them.
-
-        Example:
-            >>> repo.auto_track_large_files()  # doctest: +SKIP
-            ['big.csv']
-        """
+        """Track new or modified files of 10 MiB or more under ``pattern`` with LFS; return them."""
         return self._auto_track(pattern, binary=False, large=True)[0]
 
     def lfs_prune(self, recent: bool = False) -> None:
-        """Delete local LFS objects that were pushed and are no longer needed.
-
-        Example:
-            >>> repo.lfs_prune(recent=True)  # doctest: +SKIP
-        """
+        """Delete local LFS objects that were pushed and are no longer needed."""
         with self._locked():
             self._git.run(["lfs", "prune", *(["--recent"] if recent else [])])
 
@@ -370,9 +262,6 @@ class Repository:
         """Pull from the upstream (``lfs=True``: only fetch LFS content with ``git lfs pull``).
 
         Waits for this clone's background pushes first.
-
-        Example:
-            >>> repo.git_pull(rebase=True)  # doctest: +SKIP
         """
         self._queue.wait()
         args = ["lfs", "pull"] if lfs else ["pull", *(["--rebase"] if rebase else [])]
@@ -389,9 +278,6 @@ class Repository:
         """Stage ``pattern`` (additions, changes and deletions) through git, so LFS filters apply.
 
         ``auto_lfs_track=True`` first tracks large and binary files with LFS.
-
-        Example:
-            >>> repo.git_add("weights/", auto_lfs_track=True)  # doctest: +SKIP
         """
         with (
             self._locked(),
@@ -451,10 +337,6 @@ class Repository:
 
         Raises :class:`~repository.errors.NothingToCommitError` (an ``OSError`` whose message
         contains "nothing to commit") when nothing is staged.
-
-        Example:
-            >>> repo.git_commit("Add weights")  # doctest: +SKIP
-            '3f2a...'
         """
         with self._locked():
             result = self._git.run(["commit", "-m", commit_message], check=False)
@@ -479,11 +361,6 @@ class Repository:
         if the clone moves on before a queued push runs. A push rejected because the remote moved
         on is rebased and retried. Non-blocking pushes run in the background, in order, one at a
         time per clone; only they are listed in :attr:`command_queue`.
-
-        Example:
-            >>> url, command = repo.git_push(blocking=False)  # doctest: +SKIP
-            >>> command.wait(timeout=600)  # doctest: +SKIP
-            True
         """
         termination.disarm_if_idle()
         target = self._push_target(upstream)
@@ -503,11 +380,7 @@ class Repository:
         return target.commit_url(pushed[0])  # a rebased push sent another commit
 
     def git_checkout(self, revision: str, create_branch_ok: bool = False) -> None:
-        """Check out a branch, tag or commit; with ``create_branch_ok``, create the branch if missing.
-
-        Example:
-            >>> repo.git_checkout("experiment", create_branch_ok=True)  # doctest: +SKIP
-        """
+        """Check out a branch, tag or commit; ``create_branch_ok``: create a missing branch."""
         with self._locked():
             result = self._git.run(["checkout", revision, "--"], check=False)
             if result.ok:
@@ -521,9 +394,6 @@ class Repository:
     def add_tag(self, tag_name: str, message: str | None = None, remote: str | None = None) -> None:
         """Create a tag on HEAD (annotated when ``message`` is not empty) and push it to
         ``remote`` when one is named.
-
-        Example:
-            >>> repo.add_tag("v1.0", message="First release", remote="origin")  # doctest: +SKIP
         """
         with self._locked():
             if message:
@@ -534,12 +404,7 @@ class Repository:
             self._for_remote(remote).run(["push", remote, f"refs/tags/{tag_name}"])
 
     def delete_tag(self, tag_name: str, remote: str | None = None) -> bool:
-        """Delete a tag locally and, when ``remote`` is given, there too; return whether one existed.
-
-        Example:
-            >>> repo.delete_tag("v1.0", remote="origin")  # doctest: +SKIP
-            True
-        """
+        """Delete a tag here and, with ``remote``, there too; return whether one existed."""
         deleted = False
         if self.tag_exists(tag_name):
             with self._locked():
@@ -560,10 +425,6 @@ class Repository:
         """Add everything (auto-tracking large and binary files), commit and push.
 
         Returns ``None`` when there is nothing to commit and ``clean_ok`` is true.
-
-        Example:
-            >>> repo.push_to_hub("Update weights")  # doctest: +SKIP
-            'http://127.0.0.1:8080/ns/repo/commit/3f2a...'
         """
         if clean_ok and self.is_repo_clean():
             logger.info("Repo currently clean. Ignoring push_to_hub")
@@ -592,10 +453,6 @@ class Repository:
         The block runs with the clone as working directory (restored afterwards in every case).
         If the block raises, nothing is committed or pushed, the files stay on disk, and the
         exception propagates.
-
-        Example:
-            >>> with repo.commit("Add config"):  # doctest: +SKIP
-            ...     open("config.json", "w").write("{}")
         """
         if branch is not None:
             self.git_checkout(branch, create_branch_ok=True)
@@ -649,7 +506,6 @@ class Repository:
         git_dir = self._git.run(["rev-parse", "--absolute-git-dir"]).stdout.strip()
         self._git_dir = git_dir
         self._lock = FileLock(os.path.join(git_dir, "lfsrepo.lock"))
-        self._gitpython = gitpython.Repo(self.local_dir)
         remote = self._git.run(["config", "--get", "remote.origin.url"], check=False).stdout.strip()
         self._git = GitRunner(self.local_dir, self._token, remote or None)
         with self._locked():
@@ -706,8 +562,8 @@ class Repository:
     def _reuse_existing_clone(self, url: str) -> None:
         if not helpers.is_git_repo(self.local_dir):
             raise CloneConflictError(
-                f"Cannot clone {url} into {self.local_dir}: the folder is not empty and is not a git "
-                "clone. Use an empty folder, or move its files elsewhere first."
+                f"Cannot clone {url} into {self.local_dir}: the folder is not empty and is not a "
+                "git clone. Use an empty folder, or move its files elsewhere first."
             )
         if not helpers.is_local_clone(self.local_dir, url):
             others = ", ".join(without_credentials(u) for u in helpers.remote_urls(self.local_dir))
@@ -765,46 +621,37 @@ class Repository:
             return tracked, sorted(through_lfs | set(to_track))
 
     def _push_target(self, upstream: str | None) -> PushTarget:
-        """What a push sends, read from files, without starting a git process.
-
-        This keeps ``git_push(blocking=False)`` fast: it returns before any git command runs.
-        ``upstream`` is ``"<remote> [<local branch>[:<remote branch>]]"``, as ``git push`` reads it.
-        """
-        repo = self._gitpython
-        assert repo is not None, "the clone is not attached yet"
-        current = None if repo.head.is_detached else repo.head.reference.name
-        config = repo.config_reader("repository")
-
-        def value(section: str, option: str) -> str | None:
-            return (
-                str(config.get_value(section, option))
-                if config.has_option(section, option)
-                else None
-            )
-
+        """What a push sends, read with one git command, so ``git_push(blocking=False)`` returns
+        in milliseconds. ``upstream`` is ``"<remote> [<local branch>[:<remote branch>]]"``, as
+        ``git push`` reads it."""
+        fields = "%(HEAD)%00%(refname:lstrip=2)%00%(objectname)%00%(upstream:remotename)%00"
+        listing = self._git.run(
+            ["for-each-ref", f"--format={fields}%(upstream:remoteref)", "refs/heads/"]
+        ).stdout
+        branches = {row[1]: row for row in (line.split("\0") for line in listing.splitlines())}
+        current = next((name for name, row in branches.items() if row[0] == "*"), None)
         source, destination = "", ""
         if upstream:
             remote, _, refspec = upstream.strip().partition(" ")
             source, _, destination = refspec.strip().partition(":")
         branch = current if source in ("", "HEAD") else source
         if branch is None:
-            raise RepositoryError(
-                f"{self.local_dir}: No branch checked out (HEAD is detached); "
-                "check out a branch to push"
-            )
+            head = self._git.run(["symbolic-ref", "-q", "--short", "HEAD"], check=False)
+            if not head.ok:
+                raise RepositoryError(
+                    f"{self.local_dir}: No branch checked out (HEAD is detached); "
+                    "check out a branch to push"
+                )
+            branch = head.stdout.strip()
+        if branch not in branches:
+            problem = "does not exist" if source not in ("", "HEAD") else "has no commit yet"
+            raise RepositoryError(f"{self.local_dir}: branch {branch} {problem}; nothing to push")
+        _, _, commit, tracked_remote, tracked_ref = branches[branch]
         if not upstream:
-            remote = value(f'branch "{branch}"', "remote") or "origin"
-            merge = value(f'branch "{branch}"', "merge")
-            destination = merge.removeprefix("refs/heads/") if merge else ""
-        try:
-            commit = SymbolicReference.dereference_recursive(repo, f"refs/heads/{branch}")
-        except ValueError:
-            problem = "has no commit yet" if branch == current else "does not exist"
-            raise RepositoryError(
-                f"{self.local_dir}: branch {branch} {problem}; nothing to push"
-            ) from None
-        web_url = without_credentials(value('remote "origin"', "url") or "").removesuffix(".git")
-        return PushTarget(remote, destination or branch, branch, commit, web_url.rstrip("/"))
+            remote = tracked_remote or "origin"
+            destination = tracked_ref.removeprefix("refs/heads/")
+        origin = without_credentials(self._git.remote_url or "").removesuffix(".git")
+        return PushTarget(remote, destination or branch, branch, commit, origin.rstrip("/"))
 
     def _push_job(
         self,
@@ -821,9 +668,8 @@ class Repository:
             for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
                 args = ["push", target.remote, target.refspec(commit)]
                 output_before = (len(command.stdout), len(command.stderr))
-                returncode = command.run_process(
-                    lambda args=args: runner.popen(args, env=progress.environment), runner.redact
-                )
+                start = functools.partial(runner.popen, args, env=progress.environment)
+                returncode = command.run_process(start, runner.redact)
                 if returncode == 0:
                     break
                 # Classify this attempt by its own output; the command keeps every attempt's.

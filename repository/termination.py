@@ -37,12 +37,7 @@ _waiting = False
 
 
 def grace_seconds(environ: Mapping[str, str] = os.environ) -> float:
-    """The grace period: ``LFSREPO_TERM_GRACE`` if it is a number >= 0, else the default.
-
-    Example:
-        >>> grace_seconds({})
-        20.0
-    """
+    """The grace period: ``LFSREPO_TERM_GRACE`` if it is a number >= 0, else the default."""
     try:
         value = float(environ.get(GRACE_VARIABLE, DEFAULT_GRACE_S))
     except ValueError:

@@ -1,4 +1,4 @@
-"""Benchmark of the Repository workflow (not a test): auto-tracking ``git_add`` and non-blocking push.
+"""Benchmark of the Repository workflow (not a test): auto-tracking git_add, non-blocking push.
 
 In one run, on identical fresh trees of ``--text-files`` small text files and ``--binary-files``
 binary files of 1-2 MB:

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import itertools
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -223,9 +222,7 @@ def test_a_token_the_lfs_server_refuses_fails_fast_instead_of_looping(giftless_j
         url = with_username(git.create_repo("interop/expired"), "_jwt")
         repo = Repository(tmp_path / "a", clone_from=url, token=expired)
         write(repo, "w.bin", os.urandom(20_000))
-        started = time.monotonic()
-        with pytest.raises(AuthenticationError) as raised:
+        with pytest.raises(AuthenticationError) as raised:  # looping would hit the timeout
             repo.push_to_hub("refused")
-        assert time.monotonic() - started < 20
         assert expired not in str(raised.value)
         assert git.list_refs("interop/expired") == {}

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,16 +132,15 @@ def test_token_true_reads_the_environment(token_server, tmp_path, monkeypatch):
     assert repo.git_head_hash() == token_server.list_refs("auth/env")["refs/heads/main"]
 
 
+@pytest.mark.timeout(60)  # "fast": an error, not a prompt or a retry loop that never ends
 @pytest.mark.parametrize("token", ["wrong-token-123", None])
 def test_wrong_or_missing_token_fails_fast_and_redacted(token_server, tmp_path, token):
     url = token_server.create_repo(f"auth/bad-{token}", files={"a.txt": b"a"})
     repo = Repository(tmp_path / "c", clone_from=url, token=TOKEN)
     bad = Repository(tmp_path / "c", token=token)
     (tmp_path / "c" / "w.bin").write_bytes(os.urandom(1000))
-    started = time.monotonic()
     with pytest.raises(AuthenticationError) as caught:
         bad.push_to_hub("should not land")
-    assert time.monotonic() - started < 10
     assert "authentication failed" in str(caught.value)
     if token:
         assert token not in str(caught.value)
@@ -166,7 +164,6 @@ def test_wrong_token_through_a_terminal_never_prompts(token_server, tmp_path):
             print("ERROR:", error)
     """)
     )
-    started = time.monotonic()
     child = pexpect.spawn(
         sys.executable,
         [str(script)],
@@ -187,5 +184,4 @@ def test_wrong_token_through_a_terminal_never_prompts(token_server, tmp_path):
     transcript = child.before + (child.after if isinstance(child.after, str) else "")
     child.expect(pexpect.EOF)
     assert index == 0, transcript
-    assert time.monotonic() - started < 10
     assert "wrong-token" not in transcript + child.before

@@ -23,9 +23,8 @@ def test_chatty_push_never_blocks_and_stderr_is_readable_while_running(remote_re
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)
     make_commit(repo, "a.txt", b"a")
     slow_chatty_hook(tmp_path / "c", seconds=1.5, chatter_bytes=2_000_000)
-    started = time.monotonic()
     _, command = repo.git_push(blocking=False)
-    assert time.monotonic() - started < 0.5
+    assert not command.is_done  # back before the push (its hook alone takes 1.5 s); speed: bench
     deadline = time.monotonic() + 10
     while "hook-marker" not in command.stderr and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -78,13 +77,10 @@ def test_wait_for_commands_timeout_and_events(remote_repo, tmp_path):
     repo.git_push(blocking=False)
     assert repo.wait_for_commands(timeout=0.2) is False
     assert repo.wait_for_commands(timeout=30) is True
-    # Event-driven: a quick push is waited for in well under the legacy one-second poll.
     make_commit(repo, "b.txt", b"b")
     os.unlink(tmp_path / "c" / ".git" / "hooks" / "pre-push")
-    started = time.monotonic()
     _, quick = repo.git_push(blocking=False)
     assert repo.wait_for_commands() and quick.status == 0
-    assert time.monotonic() - started < 0.9
 
 
 EXIT_SCRIPT = """
@@ -127,11 +123,9 @@ def test_ctrl_c_at_exit_stops_waiting_cleanly(remote_repo, tmp_path):
     )
     child.expect("waiting for background git commands")
     time.sleep(0.3)
-    started = time.monotonic()
-    child.sendintr()
+    child.sendintr()  # the push's hook sleeps 30 s: only stopping the wait ends this in time
     child.expect("stopped waiting; interrupted, left for the next run .*: push")
     child.expect(pexpect.EOF)
-    assert time.monotonic() - started < 5
     assert "Traceback" not in child.before
     assert remote_repo.server.list_refs(remote_repo.name) == {}
 

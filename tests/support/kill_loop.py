@@ -165,10 +165,6 @@ def describe(procs: Iterable[Proc], script_pid: int) -> str:
 class Job:
     """A script run as a job: its own session, a marker token in its environment, output to
     files. Use as a context manager: on exit everything of the job is killed and reaped.
-
-    Example:
-        >>> with Job(["sleep", "30"], token="t", out=Path("o"), err=Path("e")) as job:  # doctest: +SKIP
-        ...     snapshot = job.kill()  # what ran at the instant of the kill
     """
 
     def __init__(
