@@ -1,31 +1,70 @@
 """A real local git + Git LFS server for tests, demos and users' own test suites.
 
-Names are imported on first use, so that loading the pytest plugin stays cheap.
+The names in ``__all__`` are the public API; the modules that implement them (``server``,
+``git_http``, ``lfs_api``, ``storage``...) are internal and may change. Every error the server
+raises on purpose is a :class:`ServerError`. Starting a server needs the ``lfsrepo[server]`` extra
+(Werkzeug); importing this package does not, and loads nothing of the server until a name is used,
+so that the pytest plugin costs nothing in test runs that do not use it.
 
 Example:
-    >>> from repository.testing import LocalGitServer, Faults
-    >>> with LocalGitServer(faults=Faults(latency_s=0.01)) as server:  # doctest: +SKIP
-    ...     url = server.create_repo("ns/name")
+    >>> from repository.testing import Faults, LocalGitServer
+    >>> with LocalGitServer(faults=Faults(latency_s=0.01)) as server:
+    ...     url = server.create_repo("ns/name", files={"README.md": b"# hi\\n"})
+    ...     list(server.list_refs("ns/name"))
+    ['refs/heads/main']
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .errors import (
+        InvalidArgumentError,
+        ListenError,
+        MissingDependencyError,
+        RepoExistsError,
+        RepoNotFoundError,
+        ServerError,
+        ServerGitError,
+    )
     from .faults import Faults
-    from .server import LocalGitServer
+    from .pytest_plugin import RemoteRepo
+    from .server import LocalGitServer, RecordedRequest
 
-__all__ = ["Faults", "LocalGitServer"]
+__all__ = [
+    "Faults",
+    "InvalidArgumentError",
+    "ListenError",
+    "LocalGitServer",
+    "MissingDependencyError",
+    "RecordedRequest",
+    "RemoteRepo",
+    "RepoExistsError",
+    "RepoNotFoundError",
+    "ServerError",
+    "ServerGitError",
+]
+
+# Each public name, and the module that defines it, loaded on first use.
+_HOMES = {
+    **dict.fromkeys([name for name in __all__ if name.endswith("Error")], ".errors"),
+    "Faults": ".faults",
+    "LocalGitServer": ".server",
+    "RecordedRequest": ".server",
+    "RemoteRepo": ".pytest_plugin",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Faults":
-        from .faults import Faults
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
 
-        return Faults
-    if name == "LocalGitServer":
-        from .server import LocalGitServer
 
-        return LocalGitServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(__all__)

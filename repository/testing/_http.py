@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
+from .errors import HttpError
 from .faults import Throttle
 
 CHUNK = 1 << 20  # 1 MiB reads: large enough that syscalls, not Python, set the pace
@@ -23,21 +24,6 @@ LFS_JSON = "application/vnd.git-lfs+json"
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
-
-
-class HttpError(Exception):
-    """An error answered to the client as JSON ``{"message": ...}`` with an HTTP status.
-
-    Example:
-        >>> HttpError(422, "bad oid").status
-        422
-    """
-
-    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
 
 
 class ConnectionDropped(ConnectionAbortedError):
@@ -167,10 +153,14 @@ def body_chunks(
 
 
 def drop_connection(environ: Environ) -> None:
-    """Close the client's connection now and abort the request (fault injection).
+    """Close the client's connection now and abort the request (fault injection): raises
+    :class:`ConnectionDropped`, which the WSGI server takes for a client gone away.
 
     Example:
-        >>> drop_connection({})  # doctest: +SKIP
+        >>> drop_connection({})  # no socket here: only the exception
+        Traceback (most recent call last):
+        ...
+        repository.testing._http.ConnectionDropped: connection dropped by fault injection
     """
     sock = environ.get("werkzeug.socket")
     if sock is not None:

@@ -24,7 +24,8 @@ import hmac
 import secrets
 from urllib.parse import parse_qs
 
-from ._http import Environ, HttpError
+from ._http import Environ
+from .errors import HttpError
 
 REALM = 'Basic realm="lfsrepo"'
 

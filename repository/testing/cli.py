@@ -1,8 +1,13 @@
-"""`lfsrepo serve`: run the local git + LFS server until Ctrl-C.
+"""`lfsrepo serve`: run the local git + LFS server until Ctrl-C or SIGTERM.
 
-Example:
-    $ lfsrepo serve --data /tmp/lfs-data --port 8080 --multipart-threshold 8MiB --chunk-size 5MiB
-    http://127.0.0.1:8080
+The base URL is the first line it prints, so a script can read it::
+
+    $ lfsrepo serve --data /tmp/lfs-data --multipart-threshold 8MiB --chunk-size 5MiB
+    http://127.0.0.1:40123
+
+A bad value is a usage error naming it (exit 2), found while the arguments are parsed; a server
+that cannot start (its port taken, the ``lfsrepo[server]`` extra missing) exits 1 with the reason.
+Neither prints a traceback.
 """
 
 from __future__ import annotations
@@ -107,16 +112,17 @@ def parse_lfs_server(text: str) -> str:
         >>> parse_lfs_server("http://127.0.0.1:9000")
         'http://127.0.0.1:9000'
     """
+    from .errors import InvalidArgumentError
     from .lfs_proxy import parse_upstream
 
     try:
         parse_upstream(text)
-    except ValueError as error:
+    except InvalidArgumentError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
-def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
+def add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``lfsrepo serve`` on the ``lfsrepo`` command.
 
     Example:
@@ -213,11 +219,10 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Run the server described by the parsed ``serve`` arguments until Ctrl-C or SIGTERM.
-
-    Example:
-        >>> run_serve(argparse.Namespace(data="d", port=0))  # doctest: +SKIP
-    """
+    """Run the server described by the parsed ``serve`` arguments until Ctrl-C or SIGTERM;
+    return the exit status: 0, or 1 with the reason on stderr if it cannot start (its port is
+    taken, the ``lfsrepo[server]`` extra is missing)."""
+    from .errors import ServerError
     from .faults import Faults
     from .server import LocalGitServer
 
@@ -227,21 +232,25 @@ def run_serve(args: argparse.Namespace) -> int:
         bandwidth_bytes_per_s=args.bandwidth,
         latency_s=args.latency,
     )
-    server = LocalGitServer(
-        args.data,
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        multipart_threshold=args.multipart_threshold,
-        chunk_size=args.chunk_size,
-        auto_create=args.auto_create,
-        faults=faults,
-        action_authorization=args.action_authorization,
-        separate_storage=args.separate_storage,
-        lfs_server=args.lfs_server,
-    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server = LocalGitServer(
+            args.data,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            multipart_threshold=args.multipart_threshold,
+            chunk_size=args.chunk_size,
+            auto_create=args.auto_create,
+            faults=faults,
+            action_authorization=args.action_authorization,
+            separate_storage=args.separate_storage,
+            lfs_server=args.lfs_server,
+        ).start()
+    except ServerError as error:
+        print(f"lfsrepo serve: {error}", file=sys.stderr)
+        return 1
     with server:
         print(server.base_url, flush=True)
         storage = f", objects from {server.storage_url}" if server.storage_url else ""

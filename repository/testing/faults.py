@@ -1,8 +1,13 @@
 """Fault injection for the local server: failed part PUTs, dropped bodies, bandwidth cap, latency.
 
+:class:`Faults` is the setting (public, immutable); :class:`FaultInjector` its running state,
+one per setting, whose counters every request of the server shares.
+
 Example:
-    >>> from repository.testing import Faults
-    >>> Faults(fail_every_nth_part=3, latency_s=0.05).active
+    >>> from repository.testing import Faults, LocalGitServer
+    >>> with LocalGitServer(faults=Faults(fail_every_nth_part=3)) as server:
+    ...     server.faults = Faults(latency_s=0.05)  # change them while it runs
+    ...     server.faults.active
     True
 """
 
@@ -10,8 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import threading
 import time
+
+from .errors import InvalidArgumentError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,9 +33,17 @@ class Faults:
     - ``bandwidth_bytes_per_s``: cap on each connection's body bytes per second, both directions.
     - ``latency_s``: added before every request is handled.
 
+    Counting starts again whenever a server is given a new ``Faults``. A value that cannot work
+    (a negative count, a rate of zero) raises :class:`~repository.testing.InvalidArgumentError`,
+    a ``ValueError``.
+
     Example:
-        >>> Faults(bandwidth_bytes_per_s=10 * 1024**2).bandwidth_bytes_per_s
-        10485760
+        >>> Faults(drop_every_nth_body=2).active, Faults().active
+        (True, False)
+        >>> Faults(fail_every_nth_part=-1)
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: fail_every_nth_part and ... must be >= 0
     """
 
     fail_every_nth_part: int = 0
@@ -37,20 +53,15 @@ class Faults:
 
     def __post_init__(self) -> None:
         if self.fail_every_nth_part < 0 or self.drop_every_nth_body < 0:
-            raise ValueError("fail_every_nth_part and drop_every_nth_body must be >= 0")
-        if self.bandwidth_bytes_per_s is not None and self.bandwidth_bytes_per_s <= 0:
-            raise ValueError("bandwidth_bytes_per_s must be positive or None")
-        if self.latency_s < 0:
-            raise ValueError("latency_s must be >= 0")
+            raise InvalidArgumentError("fail_every_nth_part and drop_every_nth_body must be >= 0")
+        if self.bandwidth_bytes_per_s is not None and not self.bandwidth_bytes_per_s > 0:
+            raise InvalidArgumentError("bandwidth_bytes_per_s must be positive or None")
+        if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
+            raise InvalidArgumentError("latency_s must be a finite number >= 0")
 
     @property
     def active(self) -> bool:
-        """True when any knob is on.
-
-        Example:
-            >>> Faults().active
-            False
-        """
+        """True when any knob is on."""
         return bool(
             self.fail_every_nth_part
             or self.drop_every_nth_body
@@ -60,11 +71,14 @@ class Faults:
 
 
 class Throttle:
-    """Sleeps just enough to keep one stream under a byte rate; no-op when the rate is None.
+    """Sleeps just enough to keep one stream under a byte rate; never sleeps when the rate is None.
 
     Example:
-        >>> t = Throttle(None)
-        >>> t.sent(1024)  # returns at once
+        >>> throttle = Throttle(1000)  # bytes per second
+        >>> start = time.monotonic()
+        >>> throttle.sent(100)  # 100 bytes at 1000 B/s: a tenth of a second
+        >>> time.monotonic() - start >= 0.09
+        True
     """
 
     def __init__(self, rate: float | None) -> None:
@@ -73,11 +87,7 @@ class Throttle:
         self._bytes = 0
 
     def sent(self, nbytes: int) -> None:
-        """Account for ``nbytes`` moved and sleep if the stream is ahead of its rate.
-
-        Example:
-            >>> Throttle(1e9).sent(10)
-        """
+        """Account for ``nbytes`` moved, and sleep while the stream is ahead of its rate."""
         if not self.rate:
             return
         self._bytes += nbytes
@@ -87,11 +97,12 @@ class Throttle:
 
 
 class FaultInjector:
-    """The running state of one :class:`Faults` setting: its counters, shared by all requests.
+    """The running state of one :class:`Faults` setting: its counters, shared by all requests
+    (thread-safe).
 
     Example:
-        >>> inj = FaultInjector(Faults(fail_every_nth_part=2))
-        >>> [inj.fail_this_part() for _ in range(4)]
+        >>> injector = FaultInjector(Faults(fail_every_nth_part=2))
+        >>> [injector.fail_this_part() for _ in range(4)]
         [False, True, False, True]
     """
 
@@ -102,12 +113,7 @@ class FaultInjector:
         self._lock = threading.Lock()
 
     def fail_this_part(self) -> bool:
-        """Count one part PUT; True if this one must fail.
-
-        Example:
-            >>> FaultInjector(Faults()).fail_this_part()
-            False
-        """
+        """Count one part PUT; True if this one must fail."""
         n = self.faults.fail_every_nth_part
         if not n:
             return False
@@ -118,8 +124,9 @@ class FaultInjector:
         """Count one object body; True if its connection must be dropped halfway.
 
         Example:
-            >>> FaultInjector(Faults(drop_every_nth_body=1)).drop_this_body()
-            True
+            >>> injector = FaultInjector(Faults(drop_every_nth_body=3))
+            >>> [injector.drop_this_body() for _ in range(6)]
+            [False, False, True, False, False, True]
         """
         n = self.faults.drop_every_nth_body
         if not n:
@@ -128,19 +135,10 @@ class FaultInjector:
             return next(self._bodies) % n == 0
 
     def throttle(self) -> Throttle:
-        """A fresh per-connection throttle for one body.
-
-        Example:
-            >>> FaultInjector(Faults()).throttle().rate is None
-            True
-        """
+        """A fresh throttle for one body on one connection (the cap is per connection)."""
         return Throttle(self.faults.bandwidth_bytes_per_s)
 
     def delay(self) -> None:
-        """Sleep for the configured per-request latency.
-
-        Example:
-            >>> FaultInjector(Faults()).delay()
-        """
+        """Sleep for the configured per-request latency."""
         if self.faults.latency_s:
             time.sleep(self.faults.latency_s)

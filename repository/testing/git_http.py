@@ -4,24 +4,23 @@ The request body is fed to the CGI's stdin from a thread while its stdout is str
 push of any size passes through in 1 MiB pieces and never sits in memory.
 
 Example:
-    >>> import tempfile, pathlib
-    >>> from repository.testing.repos import RepoStore
-    >>> app = GitHttpApp(RepoStore(pathlib.Path(tempfile.mkdtemp())), auto_create=True)
-    >>> app.split_path("/ns/name.git/info/refs")
+    >>> GitHttpApp.split_path("/ns/name.git/info/refs")
     ('ns/name', '/info/refs')
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
-from ._http import CHUNK, Environ, HttpError, Response, body_chunks, content_length, status_line
+from ._http import CHUNK, Environ, Response, body_chunks, content_length, status_line
+from .errors import HttpError, InvalidArgumentError
 from .faults import FaultInjector, Faults
-from .repos import RepoStore, git_env, normalize_name
+from .repos import RepoStore, normalize_name
 
 GIT_PATH_RE = re.compile(
     r"(?P<repo>/.+?)(?P<rest>/(?:info/refs|git-upload-pack|git-receive-pack|HEAD|objects/.+))"
@@ -34,11 +33,8 @@ FEEDER_JOIN_TIMEOUT_S = 1.0
 class GitHttpApp:
     """Serves clone, fetch and push for the repositories of a :class:`RepoStore`.
 
-    Example:
-        >>> import tempfile, pathlib
-        >>> from repository.testing.repos import RepoStore
-        >>> GitHttpApp(RepoStore(pathlib.Path(tempfile.mkdtemp())), auto_create=False).auto_create
-        False
+    ``auto_create``: a push to a repository that does not exist creates it (clone and fetch
+    still get a 404). ``injector`` returns the fault setting in force for each request.
     """
 
     def __init__(
@@ -52,11 +48,13 @@ class GitHttpApp:
         self.auto_create = auto_create
         self.injector = injector
 
-    def split_path(self, path: str) -> tuple[str, str]:
-        """``(repo name, git sub-path)`` of a request path; 404 if it is no git path.
+    @staticmethod
+    def split_path(path: str) -> tuple[str, str]:
+        """``(repo name, git sub-path)`` of a request path: a 404 :class:`HttpError` if it is no
+        git path, a 400 if the name is invalid.
 
         Example:
-            >>> GitHttpApp.split_path(None, "/a/b/git-upload-pack")  # type: ignore[arg-type]
+            >>> GitHttpApp.split_path("/a/b/git-upload-pack")
             ('a/b', '/git-upload-pack')
         """
         match = GIT_PATH_RE.fullmatch(path)
@@ -64,15 +62,12 @@ class GitHttpApp:
             raise HttpError(404, f"not a git path: {path[:200]}")
         try:
             return normalize_name(match["repo"]), match["rest"]
-        except ValueError as error:
+        except InvalidArgumentError as error:
             raise HttpError(400, str(error)) from None
 
     def __call__(self, environ: Environ) -> Response:
-        """Handle one git request and return ``(status, headers, streamed body)``.
-
-        Example:
-            >>> app = GitHttpApp(None, auto_create=False)  # doctest: +SKIP
-        """
+        """Handle one git request and return ``(status, headers, streamed body)``; the backend
+        process ends with the body's iteration (or is killed if the client goes away)."""
         name, rest = self.split_path(environ.get("PATH_INFO", ""))
         pushing = rest == "/git-receive-pack" or (
             rest == "/info/refs" and "service=git-receive-pack" in environ.get("QUERY_STRING", "")
@@ -85,26 +80,32 @@ class GitHttpApp:
 
     def _run_backend(self, environ: Environ, name: str, rest: str) -> Response:
         length = content_length(environ) if environ["REQUEST_METHOD"] == "POST" else 0
-        env = git_env()
-        env.update(
-            GIT_PROJECT_ROOT=str(self.repos.root),
-            GIT_HTTP_EXPORT_ALL="1",
-            GIT_HTTP_MAX_REQUEST_BUFFER="1g",
-            PATH_INFO=f"/{name}.git{rest}",
-            REQUEST_METHOD=environ["REQUEST_METHOD"],
-            QUERY_STRING=environ.get("QUERY_STRING", ""),
-            CONTENT_TYPE=environ.get("CONTENT_TYPE", ""),
-            REMOTE_ADDR=environ.get("REMOTE_ADDR", "127.0.0.1"),
-            REMOTE_USER="lfsrepo",
-        )
+        cgi = {
+            "GIT_PROJECT_ROOT": str(self.repos.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GIT_HTTP_MAX_REQUEST_BUFFER": "1g",
+            "PATH_INFO": f"/{name}.git{rest}",
+            "REQUEST_METHOD": environ["REQUEST_METHOD"],
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            "REMOTE_ADDR": environ.get("REMOTE_ADDR", "127.0.0.1"),
+            "REMOTE_USER": "lfsrepo",
+        }
         if length is not None:
-            env["CONTENT_LENGTH"] = str(length)
+            cgi["CONTENT_LENGTH"] = str(length)
         for header in ("HTTP_CONTENT_ENCODING", "HTTP_GIT_PROTOCOL"):
             if header in environ:
-                env[header] = environ[header]
+                cgi[header] = environ[header]
+        git = self.repos.git
+        # The one git started outside GitRunner.run/popen, with the runner's command and
+        # environment: the request body is streamed into its stdin (popen gives git none), and it
+        # stays in the server's process group, so that Ctrl-C on `lfsrepo serve` stops it too,
+        # and killing it alone lets the receive-pack it started clean up on end of input. No
+        # timeout: it lives as long as its request, which a push of many GB makes long; a client
+        # that goes away ends it (see _feed and _stream_output).
         proc = subprocess.Popen(
-            ["git", "http-backend"],
-            env=env,
+            git.command(["http-backend"]),
+            env=git.environment(cgi),
             cwd=self.repos.root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -116,19 +117,20 @@ class GitHttpApp:
             daemon=True,
         )
         feeder.start()
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert isinstance(stdout, io.BufferedReader)  # what Popen gives with the default buffering
         try:
-            status, headers = _read_cgi_headers(proc.stdout)
+            status, headers = _read_cgi_headers(stdout)
         except BaseException:
             # No response (a 502, mostly), so no stream will reap the backend: do it here.
             proc.kill()
-            proc.stdout.close()
+            stdout.close()
             proc.wait()
             # Writes to the dead backend fail at once; a feeder still reading a slow client's body
             # is left to end with that connection rather than hold up the answer.
             feeder.join(timeout=FEEDER_JOIN_TIMEOUT_S)
             raise
-        return status, headers, _stream_output(proc, feeder, injector)
+        return status, headers, _stream_output(proc, stdout, feeder, injector)
 
 
 def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[memoryview]) -> None:
@@ -143,14 +145,14 @@ def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[memoryview]) -> None:
             proc.stdin.close()
 
 
-def _read_cgi_headers(stdout: object) -> tuple[str, list[tuple[str, str]]]:
+def _read_cgi_headers(stdout: io.BufferedReader) -> tuple[str, list[tuple[str, str]]]:
     status = status_line(200)
     headers: list[tuple[str, str]] = []
     while True:
-        line = stdout.readline()  # type: ignore[attr-defined]
-        if not line:
+        raw = stdout.readline()
+        if not raw:
             raise HttpError(502, "git http-backend ended without a response")
-        line = line.rstrip(b"\r\n").decode("latin-1")
+        line = raw.rstrip(b"\r\n").decode("latin-1")
         if not line:
             return status, headers
         key, _, value = line.partition(":")
@@ -161,20 +163,22 @@ def _read_cgi_headers(stdout: object) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _stream_output(
-    proc: subprocess.Popen[bytes], feeder: threading.Thread, injector: FaultInjector
+    proc: subprocess.Popen[bytes],
+    stdout: io.BufferedReader,
+    feeder: threading.Thread,
+    injector: FaultInjector,
 ) -> Iterator[bytes]:
-    assert proc.stdout is not None
     throttle = injector.throttle()
     finished = False
     try:
-        while chunk := proc.stdout.read1(CHUNK):
+        while chunk := stdout.read1(CHUNK):
             throttle.sent(len(chunk))
             yield chunk
         finished = True
     finally:
         if not finished:
             proc.kill()  # the client went away mid-response
-        proc.stdout.close()
+        stdout.close()
         proc.wait()
         if finished:
             feeder.join()

@@ -23,7 +23,6 @@ from urllib.parse import quote
 from ._http import (
     CHUNK,
     Environ,
-    HttpError,
     Response,
     body_chunks,
     content_length,
@@ -33,9 +32,10 @@ from ._http import (
     status_line,
 )
 from .auth import Auth
+from .errors import HttpError, InvalidArgumentError, StorageError
 from .faults import FaultInjector
 from .repos import RepoStore, normalize_name
-from .storage import ObjectStore, StorageError, check_oid, check_size
+from .storage import ObjectStore, check_oid, check_size
 
 LFS_PATH_RE = re.compile(r"(?P<repo>/.+?)(?:\.git)?/info/lfs/(?P<rest>.*)")
 MAX_PARTS = 10_000
@@ -43,11 +43,12 @@ URL_TTL_S = 3600
 
 
 class LfsApi:
-    """Serves the LFS API over one :class:`ObjectStore`, shared by all repositories.
+    """Serves the LFS API over one :class:`ObjectStore`, shared by all repositories (an object
+    pushed to one repository can be fetched from any: objects are content-addressed).
 
-    Example:
-        >>> LfsApi.split_path("/a/b/info/lfs/verify")
-        ('a/b', 'verify')
+    Uploads above ``multipart_threshold`` go multipart for a client that lists it, in parts of
+    ``chunk_size`` (more if the object would need over 10,000 parts). ``auto_create``: an upload
+    batch for a missing repository creates it. ``injector`` returns the fault setting in force.
     """
 
     def __init__(
@@ -76,36 +77,29 @@ class LfsApi:
 
     @staticmethod
     def split_path(path: str) -> tuple[str, str] | None:
-        """``(repo name, route)`` for an LFS path, None for any other path.
+        """``(repo name, route)`` for an LFS path, None for any other path; a 400
+        :class:`HttpError` if the repository name is invalid.
 
         Example:
-            >>> LfsApi.split_path("/a/b.git/info/refs") is None
-            True
+            >>> LfsApi.split_path("/a/b/info/lfs/verify"), LfsApi.split_path("/a/b.git/info/refs")
+            (('a/b', 'verify'), None)
         """
         match = LFS_PATH_RE.fullmatch(path)
         if not match:
             return None
         try:
             return normalize_name(match["repo"]), match["rest"]
-        except ValueError as error:
+        except InvalidArgumentError as error:
             raise HttpError(400, str(error)) from None
 
     def bytes_received(self, oid: str) -> int:
-        """All body bytes received for ``oid`` so far: basic PUTs and parts, failed ones included.
-
-        Example:
-            >>> server.lfs.bytes_received(oid)  # doctest: +SKIP
-            10485760
-        """
+        """All body bytes received for ``oid``: basic PUTs and parts, failed ones included."""
         with self._lock:
             return self._received.get(oid, 0)
 
     def __call__(self, environ: Environ, name: str, route: str) -> Response:
-        """Handle one LFS request for repository ``name``.
-
-        Example:
-            >>> # called by LocalGitServer's dispatcher, e.g. api(environ, "ns/m", "objects/batch")
-        """
+        """Handle one LFS request for repository ``name`` (``route``: the path after
+        ``info/lfs/``); refusals are raised as :class:`HttpError`."""
         method = environ["REQUEST_METHOD"]
         parts = route.split("/")
         try:
@@ -130,6 +124,8 @@ class LfsApi:
                 return self._complete(environ, check_oid(parts[1]), parts[2])
         except StorageError as error:
             raise HttpError(error.status, error.message) from None
+        except InvalidArgumentError as error:  # a malformed oid or size
+            raise HttpError(422, str(error)) from None
         raise HttpError(404, f"no LFS route {method} {route[:200]}")
 
     # -- batch ------------------------------------------------------------------------------
@@ -153,8 +149,8 @@ class LfsApi:
                 raise HttpError(422, "each object must be {oid, size}")
             try:
                 wanted.append((check_oid(item.get("oid")), check_size(item.get("size"))))
-            except StorageError as error:
-                raise HttpError(422, error.message) from None
+            except InvalidArgumentError as error:
+                raise HttpError(422, str(error)) from None
         if not self.repos.exists(name):
             if not (operation == "upload" and self.auto_create):
                 raise HttpError(404, f"repository {name} not found")

@@ -15,7 +15,8 @@ import http.client
 import urllib.parse
 from collections.abc import Iterator
 
-from ._http import CHUNK, Environ, HttpError, Response, body_chunks, content_length
+from ._http import CHUNK, Environ, Response, body_chunks, content_length
+from .errors import HttpError, InvalidArgumentError
 
 # Headers that belong to one connection, not to the request (RFC 9110 section 7.6.1).
 _HOP_BY_HOP = {
@@ -33,9 +34,8 @@ _TIMEOUT_S = 300
 class LfsProxy:
     """Forwards LFS requests to ``upstream`` (``http://host:port``, plain HTTP on loopback).
 
-    Example:
-        >>> LfsProxy("http://127.0.0.1:9000")  # doctest: +ELLIPSIS
-        <...LfsProxy object at ...>
+    An upstream that cannot be reached, or stays silent for ``_TIMEOUT_S`` before it answers,
+    is a 502.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -84,7 +84,8 @@ class LfsProxy:
 
 
 def parse_upstream(url: str) -> tuple[str, int]:
-    """(host, port) of ``http://host:port``; ValueError saying what is wrong otherwise.
+    """(host, port) of ``http://host:port``, else :class:`InvalidArgumentError` (a ValueError)
+    saying what is wrong: only plain HTTP, without a path, is forwarded.
 
     Example:
         >>> parse_upstream("http://127.0.0.1:9000/")
@@ -96,7 +97,7 @@ def parse_upstream(url: str) -> tuple[str, int]:
     except ValueError:
         port = -1
     if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or port < 0:
-        raise ValueError(f"invalid LFS server {url!r}: use http://host:port")
+        raise InvalidArgumentError(f"invalid LFS server {url!r}: use http://host:port")
     return parts.hostname, port
 
 

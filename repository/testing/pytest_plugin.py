@@ -1,13 +1,17 @@
 """pytest fixtures for a local git + LFS server: ``git_server`` (session) and ``remote_repo``.
 
-Registered through the ``pytest11`` entry point, so installing lfsrepo makes them available.
-Imports nothing heavy until a fixture is used.
+Registered through the ``pytest11`` entry point, so every pytest run in an environment with
+lfsrepo installed loads it: it defines the two fixtures and nothing else (no hooks, no options),
+and imports nothing of the server until a test asks for one of them. Starting the server needs
+the ``lfsrepo[server]`` extra; without it, a test that uses a fixture fails with a
+:class:`~repository.testing.MissingDependencyError` that says what to install. A test writes::
 
-Example:
-    def test_push(remote_repo, tmp_path):
-        subprocess.run(["git", "clone", remote_repo.url, str(tmp_path / "c")], check=True)
-        ...
-        assert remote_repo.server.list_refs(remote_repo.name)
+    def test_training_pushes(remote_repo, tmp_path):
+        repo = Repository(tmp_path / "clone", clone_from=remote_repo.url)
+        ...  # the code under test commits and pushes
+        assert "refs/heads/main" in remote_repo.server.list_refs(remote_repo.name)
+
+and ``pytest -p no:lfsrepo`` turns the plugin off.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ _counter = itertools.count(1)
 
 @dataclasses.dataclass(frozen=True)
 class RemoteRepo:
-    """A fresh empty repository on the session's server.
+    """What the ``remote_repo`` fixture gives: a fresh empty repository on the session's server.
 
     Example:
-        >>> RemoteRepo(url="http://127.0.0.1:1/t/x.git", name="t/x", server=None).name
-        't/x'
+        >>> from repository.testing import LocalGitServer
+        >>> with LocalGitServer() as server:
+        ...     repo = RemoteRepo(server.create_repo("tests/x"), "tests/x", server)
+        ...     repo.server.list_refs(repo.name)
+        {}
     """
 
     url: str
@@ -42,12 +49,9 @@ class RemoteRepo:
 
 @pytest.fixture(scope="session")
 def git_server() -> Iterator[LocalGitServer]:
-    """A running :class:`LocalGitServer` shared by the session (multipart above 8 MiB, 5 MiB parts).
-
-    Example:
-        def test_x(git_server):
-            url = git_server.create_repo("ns/x", files={"a.bin": b"..."})
-    """
+    """A running :class:`~repository.testing.LocalGitServer` shared by the whole session, on a
+    temporary data folder: uploads over 8 MiB go multipart, in 5 MiB parts, so that tests
+    exercise multipart with small files."""
     from .server import LocalGitServer
 
     with LocalGitServer(multipart_threshold=8 * 1024**2, chunk_size=5 * 1024**2) as server:
@@ -56,12 +60,8 @@ def git_server() -> Iterator[LocalGitServer]:
 
 @pytest.fixture
 def remote_repo(git_server: LocalGitServer, request: pytest.FixtureRequest) -> Iterator[RemoteRepo]:
-    """A fresh empty repository for one test; server faults are reset afterwards.
-
-    Example:
-        def test_y(remote_repo):
-            subprocess.run(["git", "clone", remote_repo.url, "c"], check=True)
-    """
+    """A fresh empty repository for one test, named after it; the server's faults are put back
+    as they were when the test ends."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name).strip("-.")[:60] or "test"
     name = f"tests/{slug}-{next(_counter)}"
     url = git_server.create_repo(name)

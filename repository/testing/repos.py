@@ -1,77 +1,152 @@
 """Bare git repositories of the local server: names, creation (with initial files), refs.
 
+Every git command of the server runs through :class:`ServerGit`, the project's one git runner
+(``repository.git.GitRunner``) with its environment rules, pointed at the server's repositories.
+
 Example:
-    >>> import tempfile, pathlib
-    >>> repos = RepoStore(pathlib.Path(tempfile.mkdtemp()))
-    >>> repos.create("ns/demo").name
-    'demo.git'
-    >>> repos.list_refs("ns/demo")
-    {}
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     repos = RepoStore(pathlib.Path(tmp))
+    ...     _ = repos.create("ns/demo")
+    ...     sha = repos.commit_files("ns/demo", {"a.bin": b"\\0"}, lambda oid, data: print(oid))
+    ...     repos.list_refs("ns/demo") == {"refs/heads/main": sha}
+    6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d
+    True
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 import re
-import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+
+from ..errors import RepositoryError
+from ..git import GitRunner
+from .errors import InvalidArgumentError, RepoExistsError, RepoNotFoundError, ServerGitError
 
 SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LFS_PATTERN = "*.bin"
 LFS_MIN_SIZE = 1024**2
 
+# The server's own commands work on small local repositories (a first commit of a few files, a
+# ref listing): one that has not finished after a minute is stuck (a held lock, a hung
+# filesystem), not slow.
+GIT_TIMEOUT_S = 60
 
-class InvalidRepoName(ValueError):
-    """A repository name that is not 1-4 safe path segments (``ns/name``).
+# What tells git which repository (or which part of it) to work on. The caller's values are for
+# the caller's repository, never for the server's: git drops the same ones (its local_repo_env)
+# when it runs a command in another repository.
+_REPOSITORY_VARIABLES = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_NAMESPACE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_PREFIX",
+    "GIT_PROTOCOL",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_SHALLOW_FILE",
+    "GIT_WORK_TREE",
+)
+
+
+class ServerGit(GitRunner):
+    """The git runner of the server: the project's rules (C locale, no prompts, durable writes,
+    no credentials), minus whatever the caller's environment says about its own repository, and
+    without the machine's system-wide git config, so that the server behaves the same everywhere.
 
     Example:
-        >>> isinstance(InvalidRepoName("x"), ValueError)
-        True
+        >>> env = ServerGit("/tmp").environment({"GIT_DIR": "/srv/r.git"})
+        >>> env["GIT_DIR"], env["LC_ALL"], env["GIT_CONFIG_NOSYSTEM"]
+        ('/srv/r.git', 'C', '1')
     """
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The runner's environment without the caller's repository variables, then ``extra``."""
+        env = super().environment()
+        for name in _REPOSITORY_VARIABLES:
+            env.pop(name, None)
+        env["GIT_CONFIG_NOSYSTEM"] = "1"
+        env.update(extra or {})
+        return env
+
+    def output(
+        self,
+        args: Sequence[str],
+        *,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        ok_returncodes: Sequence[int] = (0,),
+    ) -> str:
+        """The stripped output of ``git *args`` (run in ``cwd``, else the store's root), stopped
+        after ``GIT_TIMEOUT_S``; :class:`ServerGitError` if it fails, hangs, or git is missing.
+
+        Example:
+            >>> ServerGit("/tmp").output(["rev-parse", "--is-bare-repository"])
+            Traceback (most recent call last):
+            ...
+            repository.testing.errors.ServerGitError: `git rev-parse ...` failed (exit 128): ...
+        """
+        try:
+            result = self.run(
+                args,
+                input=input,
+                env=env,
+                cwd=str(cwd) if cwd is not None else None,
+                ok_returncodes=ok_returncodes,
+                timeout=GIT_TIMEOUT_S,
+            )
+        except RepositoryError as error:  # failed, timed out, or no git at all
+            raise ServerGitError(str(error)) from error
+        return result.stdout.strip()
 
 
 def normalize_name(name: str) -> str:
-    """Return the canonical ``ns/name`` form (no ``.git``), or raise :class:`InvalidRepoName`.
+    """The canonical ``ns/name`` form of a repository name (no ``.git``, no slashes around it).
+
+    A name is 1-4 segments of letters, digits, ``.``, ``_`` and ``-``, none starting with a dot
+    or ending in ``.git``; anything else raises :class:`InvalidArgumentError`.
 
     Example:
         >>> normalize_name("/ns/model.git")
         'ns/model'
+        >>> normalize_name("ns/../etc")
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: invalid repository name 'ns/../etc': ...
     """
-    stripped = name.strip("/")
-    stripped = stripped.removesuffix(".git")
+    stripped = name.strip("/").removesuffix(".git")
     segments = stripped.split("/")
     if not 1 <= len(segments) <= 4 or not all(
         SEGMENT_RE.fullmatch(s) and not s.endswith(".git") and ".." not in s for s in segments
     ):
-        raise InvalidRepoName(
-            f"invalid repository name {name[:200]!r}: use 1-4 segments of letters, digits, '.', '_', '-'"
+        raise InvalidArgumentError(
+            f"invalid repository name {name[:200]!r}: use 1-4 segments of letters, digits, "
+            "'.', '_', '-'"
         )
     return stripped
 
 
-def git_env() -> dict[str, str]:
-    """The environment for server-side git commands: the caller's, minus repository overrides.
-
-    Example:
-        >>> "GIT_DIR" in git_env()
-        False
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    return env
-
-
 def lfs_pointer(data: bytes) -> tuple[str, bytes]:
-    """``(oid, pointer file text)`` for ``data``.
+    """``(oid, pointer file)`` for ``data``: what a commit holds in place of an LFS file.
 
     Example:
-        >>> lfs_pointer(b"")[1].splitlines()[-1]
-        b'size 0'
+        >>> oid, pointer = lfs_pointer(b"")
+        >>> print(pointer.decode(), end="")
+        version https://git-lfs.github.com/spec/v1
+        oid sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+        size 0
     """
     oid = hashlib.sha256(data).hexdigest()
     text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n"
@@ -79,56 +154,39 @@ def lfs_pointer(data: bytes) -> tuple[str, bytes]:
 
 
 class RepoStore:
-    """The directory of bare repositories, ``<root>/<ns>/<name>.git``.
+    """The folder of bare repositories, ``<root>/<ns>/<name>.git``; safe to use from threads.
 
-    Example:
-        >>> import tempfile, pathlib
-        >>> RepoStore(pathlib.Path(tempfile.mkdtemp())).exists("ns/none")
-        False
+    Names are checked by :func:`normalize_name` everywhere, so no name reaches outside ``root``.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self.git = ServerGit(root)
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
-        """The bare repository's directory (whether it exists or not).
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> RepoStore(pathlib.Path("/srv")).path("a/b.git")
-            PosixPath('/srv/a/b.git')
-        """
+        """The bare repository's folder, whether it exists or not."""
         return self.root / f"{normalize_name(name)}.git"
 
     def exists(self, name: str) -> bool:
-        """True if the repository exists.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> RepoStore(pathlib.Path(tempfile.mkdtemp())).exists("a/b")
-            False
-        """
+        """True if the repository exists."""
         return (self.path(name) / "HEAD").is_file()
 
     def create(self, name: str, *, exist_ok: bool = False) -> Path:
-        """Create an empty bare repository (default branch ``main``).
+        """Create an empty bare repository that accepts pushes (default branch ``main``).
 
-        Example:
-            >>> import tempfile, pathlib
-            >>> RepoStore(pathlib.Path(tempfile.mkdtemp())).create("a/b").is_dir()
-            True
+        An existing one is returned with ``exist_ok``, else it is a :class:`RepoExistsError`.
         """
         path = self.path(name)
         with self._lock:
             if (path / "HEAD").is_file():
                 if exist_ok:
                     return path
-                raise FileExistsError(f"repository {normalize_name(name)} already exists")
+                raise RepoExistsError(f"repository {normalize_name(name)} already exists")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._git("init", "--quiet", "--bare", "--initial-branch=main", str(path))
-            self._git("config", "http.receivepack", "true", cwd=path)
+            self.git.output(["init", "--quiet", "--bare", "--initial-branch=main", str(path)])
+            self.git.output(["config", "http.receivepack", "true"], cwd=path)
         return path
 
     def commit_files(
@@ -138,23 +196,19 @@ class RepoStore:
         store_object: Callable[[str, bytes], object],
         message: str = "Initial commit",
     ) -> str:
-        """Commit ``files`` to ``main`` of an existing repo, LFS files as pointers; return the sha.
+        """Commit ``files`` on top of ``main`` of an existing repository; return the commit's sha.
 
         Files matching ``*.bin`` or of 1 MiB and more go through LFS: ``store_object(oid, data)``
-        stores their content and the commit holds pointers plus a ``.gitattributes``.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> repos = RepoStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> _ = repos.create("a/b")
-            >>> len(repos.commit_files("a/b", {"x.bin": b"1"}, lambda oid, data: None))
-            40
+        stores their content, and the commit holds their pointers and a ``.gitattributes`` that
+        tracks them (unless ``files`` brings its own). Paths are relative, ``/``-separated, and
+        never contain ``..`` or ``.git`` (else :class:`InvalidArgumentError`). The commit is made
+        without a work tree or the caller's identity: its author is "lfsrepo server".
         """
         repo = self.path(name)
         entries: dict[str, bytes] = {}
         lfs_paths: list[str] = []
         for rel, data in files.items():
-            clean = _clean_relpath(rel)
+            clean = clean_path(rel)
             if fnmatch.fnmatch(PurePosixPath(clean).name, LFS_PATTERN) or len(data) >= LFS_MIN_SIZE:
                 oid, pointer = lfs_pointer(data)
                 store_object(oid, data)
@@ -169,81 +223,62 @@ class RepoStore:
             for p in lfs_paths
         ]
         entries.setdefault(".gitattributes", ("\n".join(attributes) + "\n").encode())
+        git = self.git
         with tempfile.TemporaryDirectory(prefix="lfsrepo-commit-") as tmp:
             index_lines = []
             for rel, data in entries.items():
-                blob = self._git(
-                    "hash-object", "-w", "--no-filters", "--stdin", cwd=repo, input=data
+                blob = git.output(
+                    ["hash-object", "-w", "--no-filters", "--stdin"], cwd=repo, input=data
                 )
                 index_lines.append(f"100644 {blob}\t{rel}\n")
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            self._git(
-                "update-index",
-                "--add",
-                "--index-info",
+            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            git.output(
+                ["update-index", "--add", "--index-info"],
                 cwd=repo,
                 input="".join(index_lines).encode(),
-                env=env,
+                env=index,
             )
-            tree = self._git("write-tree", cwd=repo, env=env)
-            parent = self._git(
-                "rev-parse", "--verify", "--quiet", "refs/heads/main", cwd=repo, check=False
+            tree = git.output(["write-tree"], cwd=repo, env=index)
+            parent = git.output(  # exit 1, no output: no commit yet
+                ["rev-parse", "--verify", "--quiet", "refs/heads/main"],
+                cwd=repo,
+                ok_returncodes=(0, 1),
             )
             args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
-            commit = self._git(*args, cwd=repo, env=_identity())
-            self._git("update-ref", "refs/heads/main", commit, cwd=repo)
+            commit = git.output(args, cwd=repo, env=_IDENTITY)
+            git.output(["update-ref", "refs/heads/main", commit], cwd=repo)
         return commit
 
     def list_refs(self, name: str) -> dict[str, str]:
-        """``{refname: sha}`` of every ref; :class:`KeyError` if the repository does not exist.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> repos = RepoStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> repos.list_refs(str(repos.create("a/b").relative_to(repos.root)))
-            {}
-        """
+        """``{refname: sha}`` of every ref; :class:`RepoNotFoundError` (a ``KeyError``) if the
+        repository does not exist."""
         if not self.exists(name):
-            raise KeyError(f"no repository {normalize_name(name)}")
-        out = self._git("for-each-ref", "--format=%(refname) %(objectname)", cwd=self.path(name))
+            raise RepoNotFoundError(f"no repository {normalize_name(name)}")
+        out = self.git.output(
+            ["for-each-ref", "--format=%(refname) %(objectname)"], cwd=self.path(name)
+        )
         return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
-    def _git(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        input: bytes | None = None,
-        env: dict[str, str] | None = None,
-        check: bool = True,
-    ) -> str:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            input=input,
-            capture_output=True,
-            check=False,
-            env={**git_env(), **(env or {})},
-        )
-        if check and result.returncode:
-            raise RuntimeError(
-                f"git {args[0]} failed: {result.stderr.decode(errors='replace').strip()}"
-            )
-        return result.stdout.decode().strip()
+
+# Server-made commits must not depend on the caller having a git identity.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "lfsrepo server",
+    "GIT_AUTHOR_EMAIL": "server@lfsrepo.invalid",
+    "GIT_COMMITTER_NAME": "lfsrepo server",
+    "GIT_COMMITTER_EMAIL": "server@lfsrepo.invalid",
+}
 
 
-def _identity() -> dict[str, str]:
-    # Server-made commits must not depend on the caller having a git identity.
-    name, email = "lfsrepo server", "server@lfsrepo.invalid"
-    return {
-        "GIT_AUTHOR_NAME": name,
-        "GIT_AUTHOR_EMAIL": email,
-        "GIT_COMMITTER_NAME": name,
-        "GIT_COMMITTER_EMAIL": email,
-    }
+def clean_path(rel: str) -> str:
+    """``rel`` as a path inside a work tree, else :class:`InvalidArgumentError`.
 
-
-def _clean_relpath(rel: str) -> str:
+    Example:
+        >>> clean_path("data//big.dat"), clean_path("./w.bin")
+        ('data/big.dat', 'w.bin')
+    """
     path = PurePosixPath(rel)
     if path.is_absolute() or not path.parts or any(p in ("..", ".", ".git") for p in path.parts):
-        raise ValueError(f"invalid file path {rel!r}: must be relative, without '..' or '.git'")
+        raise InvalidArgumentError(
+            f"invalid file path {rel!r}: must be relative, without '..' or '.git'"
+        )
     return str(path)

@@ -1,10 +1,14 @@
 """LocalGitServer: git smart HTTP and the Git LFS API on one loopback port, in background threads.
 
 Example:
-    >>> from repository.testing import LocalGitServer
-    >>> with LocalGitServer() as server:  # doctest: +SKIP
-    ...     url = server.create_repo("ns/demo", files={"README.md": b"hi", "w.bin": b"x" * 10})
-    ...     subprocess.run(["git", "clone", url])
+    >>> import hashlib
+    >>> weights = b"\\0" * 10
+    >>> oid = hashlib.sha256(weights).hexdigest()
+    >>> with LocalGitServer() as server:
+    ...     url = server.create_repo("ns/demo", files={"README.md": b"hi\\n", "w.bin": weights})
+    ...     refs = server.list_refs("ns/demo")
+    ...     url.endswith("/ns/demo.git"), list(refs), server.lfs_object_size(oid)
+    (True, ['refs/heads/main'], 10)
 """
 
 from __future__ import annotations
@@ -15,38 +19,33 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-from ._http import Environ, HttpError, StartResponse, json_response
+from ._http import Environ, StartResponse, json_response
 from .auth import Auth
+from .errors import HttpError, InvalidArgumentError, MissingDependencyError
 from .faults import FaultInjector, Faults
 from .git_http import GitHttpApp
 from .lfs_api import LfsApi
 from .lfs_proxy import LfsProxy
-from .repos import RepoStore, normalize_name
+from .repos import RepoStore, clean_path, normalize_name
 from .storage import ObjectStore, check_oid
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+    from werkzeug.serving import BaseWSGIServer
 
 DEFAULT_THRESHOLD = 5 * 1024**3
 DEFAULT_CHUNK_SIZE = 64 * 1024**2
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler without its per-request access log."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
+SERVER_EXTRA = "lfsrepo[server]"
 
 
 @dataclasses.dataclass(frozen=True)
 class RecordedRequest:
-    """A request the storage origin received: what a test may check about credentials.
+    """A request the storage origin received (see ``separate_storage``): what a test may check
+    about the credentials that reached it.
 
     Example:
         >>> RecordedRequest("PUT", "/ns/r.git/info/lfs/objects/ab", None).authorization is None
@@ -61,20 +60,33 @@ class RecordedRequest:
 class LocalGitServer:
     """A real git + Git LFS server on loopback for tests, demos and users' own test suites.
 
-    ``data_dir=None`` uses a temporary directory removed on :meth:`stop`. ``faults`` can be
-    replaced while the server runs (``server.faults = Faults(...)``), which resets its counters.
+    ``data_dir=None`` uses a temporary folder, removed by :meth:`stop`; a given one is kept, and
+    a server started on it again serves what it held (pending multipart uploads aside). ``port=0``
+    takes any free port. With a ``token``, git and the LFS API want it as the HTTP Basic password
+    (any username), as the Basic username with an empty password, or as a Bearer token; object
+    and part URLs handed out by the batch API are signed instead, as presigned object store URLs.
 
-    Two switches model servers other than the Hub: ``action_authorization`` gives basic transfer
-    and verify actions their own ``Authorization`` header, as giftless, GitLab and Gitea do (a
-    client that doubles or replaces it gets a 403); ``separate_storage`` serves object transfers
-    from a second port, another origin as an object store would be, and records what each request
-    there carried in :attr:`storage_requests`. ``lfs_server="http://127.0.0.1:PORT"`` puts another
-    LFS server (giftless, say) behind this one: its API is forwarded as is, on this origin.
+    ``multipart_threshold``: uploads above it go multipart (parts of ``chunk_size``) for clients
+    that list the ``multipart`` transfer; larger downloads too, so the agent fetches ranges in
+    parallel. ``auto_create``: a push to ``<base>/ns/name.git`` creates the repository.
+    ``faults`` can be replaced while the server runs (``server.faults = Faults(...)``), which
+    resets its counters.
+
+    Three switches model servers other than the Hub: ``action_authorization`` gives basic
+    transfer and verify actions their own ``Authorization`` header, as giftless, GitLab and Gitea
+    do (a client that doubles or replaces it gets a 403); ``separate_storage`` serves object
+    transfers from a second port, another origin as an object store would be, and records each
+    request there in :attr:`storage_requests`; ``lfs_server="http://127.0.0.1:PORT"`` puts
+    another LFS server (giftless, say) behind this one, its API forwarded as is, on this origin.
+
+    A value that cannot work raises :class:`~repository.testing.InvalidArgumentError`. Public
+    attributes: ``data_dir``, ``host``, ``port``, ``token``, ``storage_requests``; the parts it
+    wires together (``repos``, ``store``, ``git``, ``lfs``, ``auth``) are internal.
 
     Example:
-        >>> with LocalGitServer(multipart_threshold=8 * 1024**2) as server:  # doctest: +SKIP
-        ...     server.create_repo("ns/name")
-        'http://127.0.0.1:40123/ns/name.git'
+        >>> with LocalGitServer(multipart_threshold=8 * 1024**2) as server:
+        ...     server.create_repo("ns/name") == f"{server.base_url}/ns/name.git"
+        True
     """
 
     def __init__(
@@ -93,18 +105,23 @@ class LocalGitServer:
         lfs_server: str | None = None,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
-            raise ValueError("chunk_size must be positive and multipart_threshold >= 0")
+            raise InvalidArgumentError("chunk_size must be positive and multipart_threshold >= 0")
+        if not 0 <= port <= 65535:
+            raise InvalidArgumentError(f"invalid port {port}: use 0 (any free port) to 65535")
+        self._lfs_proxy = LfsProxy(lfs_server) if lfs_server else None
         self._own_dir = data_dir is None
-        self.data_dir = (
-            Path(data_dir)
-            if data_dir is not None
-            else Path(tempfile.mkdtemp(prefix="lfsrepo-server-"))
-        )
-        self.data_dir = self.data_dir.resolve()
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="lfsrepo-server-")
+        self.data_dir = Path(data_dir).resolve()
         self.host, self.port, self.token = host, port, token
         self.auth = Auth(token)
-        self.repos = RepoStore(self.data_dir / "repos")
-        self.store = ObjectStore(self.data_dir / "lfs")
+        try:
+            self.repos = RepoStore(self.data_dir / "repos")
+            self.store = ObjectStore(self.data_dir / "lfs")
+        except BaseException:
+            if self._own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
         self._injector = FaultInjector(faults or Faults())
         self.git = GitHttpApp(self.repos, auto_create=auto_create, injector=lambda: self._injector)
         self.lfs = LfsApi(
@@ -118,50 +135,72 @@ class LocalGitServer:
             action_authorization=action_authorization,
         )
         self.separate_storage = separate_storage
-        self._lfs_proxy = LfsProxy(lfs_server) if lfs_server else None
         self.storage_requests: list[RecordedRequest] = []
         self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Bind and serve in background threads; returns self.
+        """Listen and serve in background threads, and return self; a no-op once started.
 
-        Example:
-            >>> server = LocalGitServer().start()  # doctest: +SKIP
+        Raises :class:`~repository.testing.ListenError` (an ``OSError``) if the address cannot
+        be listened on, and :class:`~repository.testing.MissingDependencyError` (an
+        ``ImportError``) if the ``lfsrepo[server]`` extra is not installed.
         """
         if self._servers:
             return self
-        self.port = self._serve(self.port, self.wsgi)
-        if self.separate_storage:
-            storage_port = self._serve(0, self._storage_wsgi)
-            self.lfs.storage_url = f"http://{self._url_host}:{storage_port}"
+        try:
+            from . import _httpd
+        except ModuleNotFoundError as error:
+            if (error.name or "").partition(".")[0] != "werkzeug":
+                raise
+            raise MissingDependencyError(
+                f"LocalGitServer needs Werkzeug, which is installed with lfsrepo's server extra: "
+                f"pip install '{SERVER_EXTRA}'",
+                name="werkzeug",
+            ) from error
+        try:
+            httpd, thread = _httpd.serve(self.host, self.port, self.wsgi)
+            self._servers.append((httpd, thread))
+            self.port = httpd.port
+            if self.separate_storage:
+                storage, thread = _httpd.serve(self.host, 0, self._storage_wsgi)
+                self._servers.append((storage, thread))
+                self.lfs.storage_url = f"http://{self._url_host}:{storage.port}"
+        except BaseException:
+            self._close()
+            raise
         return self
 
-    def _serve(self, port: int, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> int:
-        httpd = make_server(self.host, port, app, threaded=True, request_handler=_QuietHandler)
-        thread = threading.Thread(target=httpd.serve_forever, name="lfsrepo-server", daemon=True)
-        thread.start()
-        self._servers.append((httpd, thread))
-        return httpd.server_port
-
     def stop(self) -> None:
-        """Stop serving, close the sockets, and remove the data dir if it was temporary.
+        """Stop serving, close the sockets, and remove the data folder if it was temporary (such
+        a server cannot start again). Safe to call more than once, or on a server never started.
 
         Example:
-            >>> LocalGitServer().stop()
+            >>> server = LocalGitServer().start()
+            >>> server.stop()
+            >>> server.data_dir.exists()
+            False
         """
-        for httpd, thread in self._servers:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join()
-        self._servers = []
-        self.lfs.storage_url = None
+        self._close()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def _close(self) -> None:
+        if self._servers:
+            from . import _httpd  # start() loaded it: there is something to close
+
+            for httpd, thread in self._servers:
+                _httpd.close(httpd, thread)
+        self._servers = []
+        self.lfs.storage_url = None
+
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # no with-block will: remove a temporary data folder
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -170,12 +209,8 @@ class LocalGitServer:
 
     @property
     def faults(self) -> Faults:
-        """The fault injection in force; assign a new :class:`Faults` to change it.
-
-        Example:
-            >>> LocalGitServer().faults.active
-            False
-        """
+        """The fault injection in force; assign a new :class:`Faults` to change it at once, for
+        every request that starts from then on, with fresh counters."""
         return self._injector.faults
 
     @faults.setter
@@ -184,22 +219,14 @@ class LocalGitServer:
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT`` of the running server.
-
-        Example:
-            >>> LocalGitServer(port=8123).base_url
-            'http://127.0.0.1:8123'
-        """
+        """``http://HOST:PORT`` of the server: the port it listens on once started (with
+        ``port=0``, the one it was given until then)."""
         return f"http://{self._url_host}:{self.port}"
 
     @property
     def storage_url(self) -> str | None:
-        """``http://HOST:PORT`` of the storage origin (``separate_storage``), once started.
-
-        Example:
-            >>> LocalGitServer(separate_storage=True).storage_url is None
-            True
-        """
+        """``http://HOST:PORT`` of the storage origin while it runs (``separate_storage``),
+        else None."""
         return self.lfs.storage_url
 
     @property
@@ -209,23 +236,35 @@ class LocalGitServer:
     # -- repositories and objects -----------------------------------------------------------
 
     def repo_url(self, name: str) -> str:
-        """Clone URL of repository ``name`` (``ns/name``).
+        """Clone URL of repository ``name`` (``ns/name``, with or without ``.git``), whether it
+        exists or not; an invalid name raises :class:`~repository.testing.InvalidArgumentError`.
 
         Example:
-            >>> LocalGitServer(port=8123).repo_url("ns/m")
-            'http://127.0.0.1:8123/ns/m.git'
+            >>> with LocalGitServer() as server:
+            ...     server.repo_url("/ns/m.git") == f"{server.base_url}/ns/m.git"
+            True
         """
         return f"{self.base_url}/{normalize_name(name)}.git"
 
+    def repo_path(self, name: str) -> Path:
+        """The folder of repository ``name``'s bare git repository, whether it exists or not, for
+        tests that look inside (objects, hooks, lock files)."""
+        return self.repos.path(name)
+
     def create_repo(self, name: str, files: Mapping[str, bytes] | None = None) -> str:
-        """Create a repository, optionally with a first commit of ``files``; return its URL.
+        """Create a repository, with a first commit of ``files`` on ``main`` if given; return its
+        clone URL. Works whether the server runs or not.
 
-        Files matching ``*.bin`` or of 1 MiB and more are stored through LFS.
+        ``files`` maps relative ``/``-separated paths to contents; files matching ``*.bin`` or of
+        1 MiB and more are committed as LFS pointers, their content put in the object store, and
+        a ``.gitattributes`` tracks them (unless ``files`` has its own).
 
-        Example:
-            >>> with LocalGitServer() as s:  # doctest: +SKIP
-            ...     s.create_repo("ns/m", {"a.txt": b"a", "w.bin": b"\\0" * 10})
+        Raises :class:`~repository.testing.RepoExistsError` (a ``FileExistsError``) if it
+        exists, :class:`~repository.testing.InvalidArgumentError` for an invalid name or path,
+        :class:`~repository.testing.ServerGitError` if git fails.
         """
+        for path in files or ():
+            clean_path(path)  # refused before the repository exists
         self.repos.create(name)
         if files:
             self.repos.commit_files(
@@ -234,50 +273,57 @@ class LocalGitServer:
         return self.repo_url(name)
 
     def list_refs(self, name: str) -> dict[str, str]:
-        """``{"refs/heads/main": sha, ...}`` of a repository; KeyError if it does not exist.
+        """``{"refs/heads/main": sha, ...}``: every ref of a repository (an empty one has none).
+
+        Raises :class:`~repository.testing.RepoNotFoundError` (a ``KeyError``) if there is no
+        such repository.
 
         Example:
-            >>> with LocalGitServer() as s:  # doctest: +SKIP
-            ...     s.list_refs("ns/m")
+            >>> with LocalGitServer() as server:
+            ...     _ = server.create_repo("ns/empty")
+            ...     server.list_refs("ns/empty")
+            {}
         """
         return self.repos.list_refs(name)
 
     def lfs_object_path(self, oid: str) -> Path | None:
-        """Path of a stored LFS object, or None.
+        """Path of a stored LFS object, or None; only complete, verified objects are stored.
 
-        Example:
-            >>> LocalGitServer().lfs_object_path("0" * 64) is None
-            True
+        A malformed oid (not 64 lowercase hex digits) raises
+        :class:`~repository.testing.InvalidArgumentError`.
         """
         path = self.store.path(check_oid(oid))
         return path if path.is_file() else None
 
     def lfs_object_size(self, oid: str) -> int | None:
-        """Size of a stored LFS object, or None.
-
-        Example:
-            >>> LocalGitServer().lfs_object_size("0" * 64) is None
-            True
-        """
+        """Size of a stored LFS object, or None (see :meth:`lfs_object_path`)."""
         return self.store.size(check_oid(oid))
 
     def bytes_received(self, oid: str) -> int:
-        """Body bytes received for ``oid`` (basic PUTs and parts, failed and dropped included).
-
-        Example:
-            >>> LocalGitServer().bytes_received("0" * 64)
-            0
-        """
+        """Every body byte received for ``oid``: basic PUTs and parts, failed and dropped ones
+        included, so a test can tell what a client sent twice."""
         return self.lfs.bytes_received(oid)
 
     # -- HTTP -------------------------------------------------------------------------------
 
     def wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """The WSGI entry point: latency fault, routing, auth, and errors as JSON.
+        """The WSGI application: latency fault, routing, auth, and every refusal answered as JSON
+        ``{"message": ...}`` with its HTTP status; a bug is a 500 whose traceback goes to stderr,
+        never to the client.
 
         Example:
-            >>> LocalGitServer().wsgi  # doctest: +ELLIPSIS
-            <bound method LocalGitServer.wsgi of ...>
+            >>> import io
+            >>> statuses = []
+            >>> request = {
+            ...     "REQUEST_METHOD": "GET",
+            ...     "PATH_INFO": "/ns/none.git/info/refs",
+            ...     "wsgi.input": io.BytesIO(),
+            ... }
+            >>> server = LocalGitServer()
+            >>> body = server.wsgi(request, lambda status, headers: statuses.append(status))
+            >>> statuses, b"".join(body)
+            (['404 Not Found'], b'{"message": "repository ns/none not found"}')
+            >>> server.stop()
         """
         self._injector.delay()
         path = environ.get("PATH_INFO", "")

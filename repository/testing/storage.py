@@ -5,12 +5,17 @@ multipart upload writes its parts straight into one preallocated file and hashes
 they arrive, so completing it is a check and a rename, not a re-read.
 
 Example:
-    >>> import hashlib, tempfile, pathlib
-    >>> store = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-    >>> data = b"hello"
+    >>> import hashlib, pathlib, tempfile
+    >>> data = b"hello world"
     >>> oid = hashlib.sha256(data).hexdigest()
-    >>> store.ingest(oid, len(data), [data]).stat().st_size
-    5
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     store = ObjectStore(pathlib.Path(tmp))
+    ...     upload = store.multipart(oid, len(data), chunk_size=6)  # parts: 6 bytes, then 5
+    ...     second = upload.write_part(2, [data[6:]])  # parts arrive in any order
+    ...     first = upload.write_part(1, [data[:6]])
+    ...     parts = [{"partNumber": 1, "etag": first}, {"partNumber": 2, "etag": second}]
+    ...     upload.complete(parts).read_bytes(), store.size(oid)
+    (b'hello world', 11)
 """
 
 from __future__ import annotations
@@ -25,56 +30,58 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ._http import CHUNK
+from .errors import InvalidArgumentError, StorageError
 
 OID_RE = re.compile(r"[0-9a-f]{64}")
 MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB, as S3
 
 
-class StorageError(Exception):
-    """A rejected object or upload; ``status`` is the HTTP-like code to answer with.
-
-    Example:
-        >>> StorageError(422, "size mismatch").status
-        422
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def check_oid(oid: object) -> str:
-    """Return ``oid`` if it is 64 lowercase hex characters, else raise :class:`StorageError` 422.
+    """``oid`` if it is an LFS object id (a sha256: 64 lowercase hex digits), else
+    :class:`InvalidArgumentError`. Only such ids ever become paths.
 
     Example:
-        >>> check_oid("0" * 64) == "0" * 64
-        True
+        >>> check_oid("../../etc/passwd")
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: invalid oid '../../etc/passwd': expected ...
     """
     if not isinstance(oid, str) or not OID_RE.fullmatch(oid):
-        raise StorageError(422, f"invalid oid {str(oid)[:80]!r}: expected 64 lowercase hex digits")
+        raise InvalidArgumentError(
+            f"invalid oid {str(oid)[:80]!r}: expected 64 lowercase hex digits"
+        )
     return oid
 
 
 def check_size(size: object) -> int:
-    """Return ``size`` if it is an int in [0, 5 TiB], else raise :class:`StorageError` 422.
+    """``size`` if it is an object size, an int from 0 to 5 TiB (as S3), else
+    :class:`InvalidArgumentError`; a JSON ``true`` is no size.
 
     Example:
-        >>> check_size(10)
-        10
+        >>> check_size(True)
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: invalid size 'True': expected 0...
     """
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_OBJECT_SIZE:
-        raise StorageError(422, f"invalid size {str(size)[:40]!r}: expected 0..{MAX_OBJECT_SIZE}")
+        raise InvalidArgumentError(
+            f"invalid size {str(size)[:40]!r}: expected 0..{MAX_OBJECT_SIZE}"
+        )
     return size
 
 
 class ObjectStore:
-    """The verified object store of one server, plus its pending multipart uploads.
+    """The verified object store of one server, plus its pending multipart uploads; safe to use
+    from threads. Leftovers of a previous run in ``<root>/tmp`` are removed when it opens.
 
     Example:
-        >>> import tempfile, pathlib
-        >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).size("0" * 64) is None
-        True
+        >>> import hashlib, pathlib, tempfile
+        >>> oid = hashlib.sha256(b"hello").hexdigest()
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     store = ObjectStore(pathlib.Path(tmp))
+        ...     stored = store.ingest(oid, 5, [b"hel", b"lo"])
+        ...     stored.read_bytes(), store.size(oid), store.size("0" * 64)
+        (b'hello', 5, None)
     """
 
     def __init__(self, root: Path) -> None:
@@ -87,40 +94,25 @@ class ObjectStore:
         self._lock = threading.Lock()
 
     def path(self, oid: str) -> Path:
-        """Where ``oid`` is (or would be) stored.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.path("ab" * 32).parent.name
-            'ab'
-        """
+        """Where ``oid`` is (or would be) stored; :class:`InvalidArgumentError` for a malformed
+        oid, so that no other string ever becomes a path."""
         check_oid(oid)
         return self.root / "objects" / oid[:2] / oid[2:4] / oid
 
     def size(self, oid: str) -> int | None:
-        """Size of the stored object, or None if absent.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).size("1" * 64) is None
-            True
-        """
+        """Size of the stored object, or None if it is not stored."""
         try:
             return self.path(oid).stat().st_size
         except FileNotFoundError:
             return None
 
     def ingest(self, oid: str, size: int | None, chunks: Iterable[bytes | memoryview]) -> Path:
-        """Write ``chunks`` as object ``oid``, accepting it only if sha256 and size match.
+        """Write ``chunks`` as object ``oid`` and return its path, accepting it only if its
+        sha256 is ``oid`` and its length ``size`` (None: any length).
 
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.ingest("0" * 64, 1, [b"x"])
-            Traceback (most recent call last):
-            ...
-            repository.testing.storage.StorageError: content does not match oid 0000000000000000000000000000000000000000000000000000000000000000
+        A mismatch is a 422 :class:`StorageError`; an exception from ``chunks`` (a client gone
+        away) goes through. Either way nothing of the object is left behind, and a reader never
+        sees it half written.
         """
         check_oid(oid)
         digest = hashlib.sha256()
@@ -147,13 +139,11 @@ class ObjectStore:
         return final
 
     def multipart(self, oid: str, size: int, chunk_size: int) -> MultipartUpload:
-        """The pending multipart upload of ``oid``, created if there is none (so clients resume).
+        """The pending multipart upload of ``oid``, created if there is none.
 
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.multipart("0" * 64, 10, 4) is s.multipart("0" * 64, 10, 4)
-            True
+        Asked again for the same ``size``, it returns the same upload, whatever ``chunk_size``,
+        so that a client that repeats its batch request resumes where it stopped. Another size
+        replaces the pending upload (and its data).
         """
         check_oid(oid)
         check_size(size)
@@ -169,15 +159,8 @@ class ObjectStore:
             return upload
 
     def pending(self, oid: str, upload_id: str) -> MultipartUpload:
-        """The pending upload with this id; :class:`StorageError` 404 if it is gone or unknown.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> ObjectStore(pathlib.Path(tempfile.mkdtemp())).pending("0" * 64, "x")
-            Traceback (most recent call last):
-            ...
-            repository.testing.storage.StorageError: no pending upload x for 0000000000000000000000000000000000000000000000000000000000000000
-        """
+        """The pending upload with this id; a 404 :class:`StorageError` if it was completed,
+        replaced, discarded, or never existed."""
         with self._lock:
             upload = self._uploads.get(oid)
         if upload is None or upload.upload_id != upload_id:
@@ -193,19 +176,20 @@ class ObjectStore:
 class MultipartUpload:
     """One pending multipart upload: parts written in place, hashed in order as they arrive.
 
+    Made by :meth:`ObjectStore.multipart`. Part ``n`` (1-based) covers bytes
+    ``[(n - 1) * chunk_size, n * chunk_size)``; the last one may be shorter.
+
     Example:
-        >>> import hashlib, tempfile, pathlib
-        >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-        >>> data = b"abcdefghij"
-        >>> up = s.multipart(hashlib.sha256(data).hexdigest(), 10, 4)
-        >>> tags = [up.write_part(n, [data[(n - 1) * 4:n * 4]]) for n in (1, 2, 3)]
-        >>> up.complete([{"partNumber": n, "etag": t} for n, t in zip((1, 2, 3), tags)]).read_bytes()
-        b'abcdefghij'
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     upload = ObjectStore(pathlib.Path(tmp)).multipart("0" * 64, 10, chunk_size=4)
+        ...     upload.part_count, upload.part_range(3)
+        (3, (8, 10))
     """
 
     def __init__(self, store: ObjectStore, oid: str, size: int, chunk_size: int) -> None:
         if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+            raise InvalidArgumentError("chunk_size must be positive")
         self.store = store
         self.oid = oid
         self.size = size
@@ -222,29 +206,18 @@ class MultipartUpload:
         self._lock = threading.Lock()
 
     def part_range(self, number: int) -> tuple[int, int]:
-        """Byte range ``[start, end)`` of part ``number`` (1-based).
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.multipart("0" * 64, 10, 4).part_range(3)
-            (8, 10)
-        """
+        """Byte range ``[start, end)`` of part ``number``; a 404 :class:`StorageError` if the
+        upload has no such part."""
         if not 1 <= number <= self.part_count:
             raise StorageError(404, f"part {number} out of range 1..{self.part_count}")
         start = (number - 1) * self.chunk_size
         return start, min(start + self.chunk_size, self.size)
 
     def write_part(self, number: int, chunks: Iterable[bytes | memoryview]) -> str:
-        """Store part ``number`` from ``chunks``; return its ETag (quoted). Exact length required.
+        """Store part ``number`` from ``chunks`` and return its ETag (quoted).
 
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.multipart("0" * 64, 10, 4).write_part(1, [b"ab"])
-            Traceback (most recent call last):
-            ...
-            repository.testing.storage.StorageError: part 1 must be 4 bytes, got 2
+        The part must have exactly its length (else a 400 :class:`StorageError`). A part sent
+        again replaces the earlier one, and its earlier ETag no longer completes the upload.
         """
         start, end = self.part_range(number)
         with self._lock:
@@ -310,15 +283,12 @@ class MultipartUpload:
             ) from None
 
     def complete(self, parts: object) -> Path:
-        """Check the client's part list against the parts received, verify the sha256, publish.
+        """Check the client's part list, verify the sha256, publish the object; return its path.
 
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.multipart("0" * 64, 10, 4).complete([])
-            Traceback (most recent call last):
-            ...
-            repository.testing.storage.StorageError: expected 3 parts, got 0
+        ``parts`` is the completion request's list of ``{"partNumber": n, "etag": ...}``, every
+        part in order. A list that does not match the parts received is a 422
+        :class:`StorageError` and changes nothing, so the client may fix it; content that does
+        not match the oid is a 422 too, and discards the upload.
         """
         if not isinstance(parts, list):
             raise StorageError(422, "'parts' must be a list of {partNumber, etag}")
@@ -349,12 +319,6 @@ class MultipartUpload:
             return path
 
     def discard(self) -> None:
-        """Drop this upload and its data.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> s = ObjectStore(pathlib.Path(tempfile.mkdtemp()))
-            >>> s.multipart("0" * 64, 10, 4).discard()
-        """
+        """Drop this upload and its data; its parts are refused from now on."""
         self.file.unlink(missing_ok=True)
         self.store._finished(self)

@@ -193,7 +193,7 @@ class KillLoop:
         self.clone = tmp_path / "job-clone"
         self.logs = tmp_path / "runs"
         self.logs.mkdir()
-        self.bare = server.repos.path(REPO)
+        self.bare = server.repo_path(REPO)
         self.token = f"kill-loop-{uuid.uuid4().hex}"
         self.kills: list[Kill] = []
         self.runs = 0
@@ -780,7 +780,7 @@ def assert_stopped_and_named(paced: PacedPush) -> None:
 
 def sha256_of_pushed_weights(paced: PacedPush) -> str:
     """The LFS oid of weights.bin in the pushed commit, read from the server's repository."""
-    bare = paced.server.repos.path(paced.name)
+    bare = paced.server.repo_path(paced.name)
     blob = git(bare, "cat-file", "blob", f"{paced.sha}:weights.bin").stdout.encode()
     match = POINTER_RE.match(blob)
     assert match, "weights.bin was not pushed as an LFS pointer"

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from repository.testing import LocalGitServer
-from tests.integration.test_server_git import commit_file, git
-from tests.integration.test_server_lfs import batch
+from tests.support.server_git import commit_file, git
+from tests.support.server_lfs import HTTP_TIMEOUT_S, batch
 
 TOKEN = "s3cret-token"
 
@@ -23,7 +23,9 @@ def server():
 
 
 def test_git_without_token_gets_401_and_does_not_prompt(server, tmp_path):
-    response = requests.get(f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack")
+    response = requests.get(
+        f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack", timeout=HTTP_TIMEOUT_S
+    )
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic")
     result = git("clone", server.repo_url("ns/private"), str(tmp_path / "c"), check=False)
@@ -35,11 +37,14 @@ def test_lfs_without_token_gets_401_with_lfs_authenticate(server):
     response = requests.post(
         f"{server.repo_url('ns/private')}/info/lfs/objects/batch",
         json={"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}]},
+        timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 401
     assert response.headers["LFS-Authenticate"].startswith("Basic")
     assert response.json()["message"]
-    unsigned = requests.get(f"{server.repo_url('ns/private')}/info/lfs/objects/{'a' * 64}")
+    unsigned = requests.get(
+        f"{server.repo_url('ns/private')}/info/lfs/objects/{'a' * 64}", timeout=HTTP_TIMEOUT_S
+    )
     assert unsigned.status_code == 401
 
 
@@ -63,13 +68,14 @@ def test_basic_password_clone_and_bearer_lfs_push(server, tmp_path):
         [{"oid": oid, "size": len(data)}],
         headers={"Authorization": f"Bearer {TOKEN}"},
     )["objects"][0]
-    assert requests.get(obj["actions"]["download"]["href"]).content == data
+    assert requests.get(obj["actions"]["download"]["href"], timeout=HTTP_TIMEOUT_S).content == data
 
 
 def test_wrong_token_is_refused(server):
     response = requests.get(
         f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
         headers={"Authorization": "Bearer wrong"},
+        timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 401
 
@@ -77,12 +83,16 @@ def test_wrong_token_is_refused(server):
 def test_basic_token_as_username_with_an_empty_password_is_accepted(server):
     # GitHub's documented https://<token>@host form: curl and git send "<token>:".
     response = requests.get(
-        f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack", auth=(TOKEN, "")
+        f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+        auth=(TOKEN, ""),
+        timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 200
     assert (
         requests.get(
-            f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack", auth=("user", "")
+            f"{server.repo_url('ns/private')}/info/refs?service=git-upload-pack",
+            auth=("user", ""),
+            timeout=HTTP_TIMEOUT_S,
         ).status_code
         == 401
     )
@@ -114,15 +124,23 @@ def test_per_action_headers_must_arrive_exactly_as_given(per_action_server):
         ({"Authorization": user}, 403),  # replaced
         ({"Authorization": f"{own},{user}"}, 403),
     ]:  # doubled, as WSGI joins
-        response = requests.put(action["href"], data=data, headers=headers)
+        response = requests.put(action["href"], data=data, headers=headers, timeout=HTTP_TIMEOUT_S)
         assert response.status_code == status, response.text
     assert per_action_server.lfs_object_size(oid) is None
-    assert requests.put(action["href"], data=data, headers=action["header"]).status_code == 200
+    assert (
+        requests.put(
+            action["href"], data=data, headers=action["header"], timeout=HTTP_TIMEOUT_S
+        ).status_code
+        == 200
+    )
     assert per_action_server.lfs_object_size(oid) == len(data)
     verify = answer["objects"][0]["actions"]["verify"]
     assert (
         requests.post(
-            verify["href"], json={"oid": oid, "size": len(data)}, headers=verify["header"]
+            verify["href"],
+            json={"oid": oid, "size": len(data)},
+            headers=verify["header"],
+            timeout=HTTP_TIMEOUT_S,
         ).status_code
         == 200
     )
@@ -132,8 +150,12 @@ def test_the_storage_origin_serves_objects_only_and_records_requests(per_action_
     storage = per_action_server.storage_url
     assert storage is not None and storage != per_action_server.base_url
     per_action_server.create_repo("ns/storage-only")
-    refs = requests.get(f"{storage}/ns/storage-only.git/info/refs?service=git-upload-pack")
-    lfs_batch = requests.post(f"{storage}/ns/storage-only.git/info/lfs/objects/batch", json={})
+    refs = requests.get(
+        f"{storage}/ns/storage-only.git/info/refs?service=git-upload-pack", timeout=HTTP_TIMEOUT_S
+    )
+    lfs_batch = requests.post(
+        f"{storage}/ns/storage-only.git/info/lfs/objects/batch", json={}, timeout=HTTP_TIMEOUT_S
+    )
     assert (refs.status_code, lfs_batch.status_code) == (404, 404)
     recorded = per_action_server.storage_requests[-2:]
     assert [(r.method, r.authorization) for r in recorded] == [("GET", None), ("POST", None)]

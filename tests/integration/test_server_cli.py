@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 
 import pytest
 import requests
 
-from tests.integration.test_server_git import commit_file, git
-from tests.integration.test_server_lfs import batch
+from tests.support.server_git import commit_file, git
+from tests.support.server_lfs import HTTP_TIMEOUT_S, batch
 
 
 def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
@@ -52,10 +53,11 @@ def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
             headers={"Authorization": "Bearer tok"},
         )
         assert answer["objects"][0]["actions"]["upload"]["header"]["chunk_size"] == str(5 * 1024**2)
-        assert requests.get(f"{base}/ns/cli.git/info/refs").status_code == 401
+        unauthorized = requests.get(f"{base}/ns/cli.git/info/refs", timeout=HTTP_TIMEOUT_S)
+        assert unauthorized.status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0  # only keeps a server that never stops from hanging
     assert "Traceback" not in proc.stderr.read()
 
 
@@ -127,3 +129,28 @@ def test_serve_rejects_bad_fault_and_size_values_as_usage_errors(tmp_path, optio
     assert result.returncode == 2, result.stderr
     assert "invalid" in result.stderr and "unexpected" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_port_in_use_exits_1_with_the_reason(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "repository.cli",
+                "serve",
+                "--data",
+                str(tmp_path),
+                f"--port={port}",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("lfsrepo serve: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -1,4 +1,8 @@
-"""Each fault knob of the local server, observed from a client."""
+"""Each fault knob of the local server, observed from a client.
+
+Timings are checked from below only: a fault must cost at least what it says. How fast the server
+is otherwise is for scripts/bench, not for tests.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,17 @@ import pytest
 import requests
 
 from repository.testing import Faults
-from tests.integration.test_server_lfs import MiB, batch, complete
+from tests.support.server_lfs import HTTP_TIMEOUT_S, MiB, batch, complete, upload_action
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)  # only keeps a broken test from hanging
 
 
 def start_multipart(repo, data: bytes) -> tuple[str, dict]:
-    oid = hashlib.sha256(data).hexdigest()
-    answer = batch(repo.url, "upload", [{"oid": oid, "size": len(data)}], ("multipart",))
-    return oid, answer["objects"][0]["actions"]["upload"]
+    return hashlib.sha256(data).hexdigest(), upload_action(repo.url, data, ("multipart",))
 
 
 def basic_hrefs(repo, data: bytes) -> tuple[str, str]:
-    oid = hashlib.sha256(data).hexdigest()
-    obj = batch(repo.url, "upload", [{"oid": oid, "size": len(data)}])["objects"][0]
-    return oid, obj["actions"]["upload"]["href"]
+    return hashlib.sha256(data).hexdigest(), upload_action(repo.url, data)["href"]
 
 
 def test_fail_every_nth_part(remote_repo):
@@ -36,7 +36,7 @@ def test_fail_every_nth_part(remote_repo):
     for n in (1, 2, 3):
         body = data[(n - 1) * chunk : n * chunk]
         while True:  # retry each part until it succeeds, as a client would
-            response = requests.put(action["header"][f"{n:05d}"], data=body, timeout=30)
+            response = requests.put(action["header"][f"{n:05d}"], data=body, timeout=HTTP_TIMEOUT_S)
             statuses.append(response.status_code)
             if response.status_code == 200:
                 parts.append({"partNumber": n, "etag": response.headers["ETag"]})
@@ -53,21 +53,21 @@ def test_drop_every_nth_body_on_upload_and_download(remote_repo):
     data = os.urandom(4 * MiB)
     oid, href = basic_hrefs(remote_repo, data)
     server.faults = Faults(drop_every_nth_body=2)
-    assert requests.put(href, data=data, timeout=30).status_code == 200  # body 1: fine
+    assert requests.put(href, data=data, timeout=HTTP_TIMEOUT_S).status_code == 200  # body 1: fine
     server.faults = Faults(drop_every_nth_body=1)
     other = os.urandom(4 * MiB)
     other_oid, other_href = basic_hrefs(remote_repo, other)
     with pytest.raises(requests.ConnectionError):
-        requests.put(other_href, data=other, timeout=30)
+        requests.put(other_href, data=other, timeout=HTTP_TIMEOUT_S)
     assert server.bytes_received(other_oid) == len(other) // 2
     assert server.lfs_object_path(other_oid) is None
     assert not list((server.data_dir / "lfs" / "tmp").glob(f"{other_oid}*"))
 
     down = batch(remote_repo.url, "download", [{"oid": oid, "size": len(data)}])["objects"][0]
     with pytest.raises(requests.exceptions.RequestException):
-        requests.get(down["actions"]["download"]["href"], timeout=30).raise_for_status()
+        requests.get(down["actions"]["download"]["href"], timeout=HTTP_TIMEOUT_S).raise_for_status()
     server.faults = Faults()
-    assert requests.get(down["actions"]["download"]["href"], timeout=30).content == data
+    assert requests.get(down["actions"]["download"]["href"], timeout=HTTP_TIMEOUT_S).content == data
 
 
 def test_drop_mid_part_then_resend(remote_repo):
@@ -76,11 +76,15 @@ def test_drop_mid_part_then_resend(remote_repo):
     oid, action = start_multipart(remote_repo, data)
     server.faults = Faults(drop_every_nth_body=1)
     with pytest.raises(requests.ConnectionError):
-        requests.put(action["header"]["00001"], data=data[: 5 * MiB], timeout=30)
+        requests.put(action["header"]["00001"], data=data[: 5 * MiB], timeout=HTTP_TIMEOUT_S)
     server.faults = Faults()
     parts = []
     for n in (1, 2):
-        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * 5 * MiB : n * 5 * MiB])
+        r = requests.put(
+            action["header"][f"{n:05d}"],
+            data=data[(n - 1) * 5 * MiB : n * 5 * MiB],
+            timeout=HTTP_TIMEOUT_S,
+        )
         parts.append({"partNumber": n, "etag": r.headers["ETag"]})
     assert complete(action, oid, parts).status_code == 200
     assert server.lfs_object_path(oid).read_bytes() == data
@@ -92,13 +96,14 @@ def test_bandwidth_cap_per_connection(remote_repo):
     oid, href = basic_hrefs(remote_repo, data)
     server.faults = Faults(bandwidth_bytes_per_s=4 * MiB)
     start = time.monotonic()
-    assert requests.put(href, data=data, timeout=30).status_code == 200
+    assert requests.put(href, data=data, timeout=HTTP_TIMEOUT_S).status_code == 200
     upload_s = time.monotonic() - start
     down = batch(remote_repo.url, "download", [{"oid": oid, "size": len(data)}])["objects"][0]
     start = time.monotonic()
-    assert requests.get(down["actions"]["download"]["href"], timeout=30).content == data
+    assert requests.get(down["actions"]["download"]["href"], timeout=HTTP_TIMEOUT_S).content == data
     download_s = time.monotonic() - start
-    assert 0.4 < upload_s < 3 and 0.4 < download_s < 3, (upload_s, download_s)
+    # 2 MiB at 4 MiB/s: half a second at least, each way
+    assert upload_s >= 0.45 and download_s >= 0.45, (upload_s, download_s)
 
 
 def test_latency_per_request(remote_repo):
@@ -106,5 +111,5 @@ def test_latency_per_request(remote_repo):
     server.faults = Faults(latency_s=0.3)
     start = time.monotonic()
     batch(remote_repo.url, "download", [{"oid": "a" * 64, "size": 1}])
-    requests.get(f"{remote_repo.url}/info/refs?service=git-upload-pack", timeout=30)
+    requests.get(f"{remote_repo.url}/info/refs?service=git-upload-pack", timeout=HTTP_TIMEOUT_S)
     assert time.monotonic() - start >= 0.6

@@ -5,29 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from repository.testing import LocalGitServer
-
-
-def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        ["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    if check and result.returncode:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-def commit_file(clone: Path, name: str, data: bytes, message: str = "change") -> None:
-    (clone / name).write_bytes(data)
-    git("add", name, cwd=clone)
-    git("commit", "-qm", message, cwd=clone)
+from repository.testing import LocalGitServer, RepoNotFoundError
+from tests.support.server_git import commit_file, git
 
 
 def test_clone_push_pull_branches_tags(remote_repo, tmp_path):
@@ -69,7 +54,7 @@ def test_no_auto_create_refuses_unknown_repo(tmp_path):
         result = git("push", f"{server.base_url}/ns/missing.git", "main", cwd=clone, check=False)
         assert result.returncode != 0
         assert "not found" in result.stderr or "404" in result.stderr
-        with pytest.raises(KeyError):
+        with pytest.raises(RepoNotFoundError):
             server.list_refs("ns/missing")
 
 

@@ -8,50 +8,14 @@ import os
 import pytest
 import requests
 
-LFS_JSON = "application/vnd.git-lfs+json"
-MiB = 1024**2
-
-
-def batch(
-    repo_url: str,
-    operation: str,
-    objects: list[dict],
-    transfers=("basic",),
-    headers: dict | None = None,
-):
-    """POST a batch request; returns the parsed response (asserting 200)."""
-    response = requests.post(
-        f"{repo_url}/info/lfs/objects/batch",
-        json={"operation": operation, "transfers": list(transfers), "objects": objects},
-        headers={"Accept": LFS_JSON, "Content-Type": LFS_JSON, **(headers or {})},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def multipart_upload(repo_url: str, data: bytes, skip_parts=()) -> tuple[dict, list[dict]]:
-    """Upload ``data`` the HF way: batch, one PUT per part, completion POST. Returns (action, parts)."""
-    oid = hashlib.sha256(data).hexdigest()
-    answer = batch(repo_url, "upload", [{"oid": oid, "size": len(data)}], ("basic", "multipart"))
-    assert answer["transfer"] == "multipart"
-    action = answer["objects"][0]["actions"]["upload"]
-    header = dict(action["header"])
-    chunk = int(header.pop("chunk_size"))
-    parts = []
-    for key in sorted(header):
-        number = int(key)
-        if number in skip_parts:
-            continue
-        body = data[(number - 1) * chunk : number * chunk]
-        response = requests.put(header[key], data=body, timeout=30)
-        assert response.status_code == 200, response.text
-        parts.append({"partNumber": number, "etag": response.headers["ETag"]})
-    return action, parts
-
-
-def complete(action: dict, oid: str, parts: list[dict]) -> requests.Response:
-    return requests.post(action["href"], json={"oid": oid, "parts": parts}, timeout=30)
+from tests.support.server_lfs import (
+    HTTP_TIMEOUT_S,
+    LFS_JSON,
+    MiB,
+    batch,
+    complete,
+    multipart_upload,
+)
 
 
 def test_multipart_upload_over_threshold(remote_repo):
@@ -70,7 +34,7 @@ def test_multipart_upload_over_threshold(remote_repo):
     again = batch(remote_repo.url, "upload", [{"oid": oid, "size": len(data)}], ("multipart",))
     assert "actions" not in again["objects"][0]
     down = batch(remote_repo.url, "download", [{"oid": oid, "size": len(data)}])["objects"][0]
-    assert requests.get(down["actions"]["download"]["href"], timeout=30).content == data
+    assert requests.get(down["actions"]["download"]["href"], timeout=HTTP_TIMEOUT_S).content == data
 
 
 def test_multipart_only_when_client_asks_and_above_threshold(remote_repo):
@@ -92,7 +56,9 @@ def test_repeated_batch_resumes_pending_upload(remote_repo):
     action = second["objects"][0]["actions"]["upload"]
     assert action == first  # same upload, same part URLs
     chunk = 5 * MiB
-    response = requests.put(action["header"]["00003"], data=data[2 * chunk :], timeout=30)
+    response = requests.put(
+        action["header"]["00003"], data=data[2 * chunk :], timeout=HTTP_TIMEOUT_S
+    )
     parts.append({"partNumber": 3, "etag": response.headers["ETag"]})
     assert complete(action, oid, parts).status_code == 200
     assert remote_repo.server.bytes_received(oid) == len(data)  # nothing was sent twice
@@ -107,9 +73,9 @@ def test_completion_errors_are_clear(remote_repo):
     assert response.status_code == 422 and "etag" in response.json()["message"]
     response = complete(action, oid, parts[::-1])
     assert response.status_code == 422 and "in order" in response.json()["message"]
-    response = requests.post(action["href"], data=b"{not json", timeout=30)
+    response = requests.post(action["href"], data=b"{not json", timeout=HTTP_TIMEOUT_S)
     assert response.status_code == 400 and "malformed JSON" in response.json()["message"]
-    wrong_size = requests.put(action["header"]["00001"], data=b"short", timeout=30)
+    wrong_size = requests.put(action["header"]["00001"], data=b"short", timeout=HTTP_TIMEOUT_S)
     assert wrong_size.status_code == 400
     assert complete(action, oid, parts).status_code == 200  # the rejected PUT changed nothing
 
@@ -122,7 +88,11 @@ def test_multipart_corrupt_content_is_rejected(remote_repo):
     chunk = int(action["header"]["chunk_size"])
     parts = []
     for n in (1, 2):
-        r = requests.put(action["header"][f"{n:05d}"], data=data[(n - 1) * chunk : n * chunk])
+        r = requests.put(
+            action["header"][f"{n:05d}"],
+            data=data[(n - 1) * chunk : n * chunk],
+            timeout=HTTP_TIMEOUT_S,
+        )
         parts.append({"partNumber": n, "etag": r.headers["ETag"]})
     response = complete(action, claimed, parts)
     assert response.status_code == 422 and "does not match" in response.json()["message"]
@@ -135,14 +105,37 @@ def test_basic_upload_verify_download_range(remote_repo):
     oid = hashlib.sha256(data).hexdigest()
     obj = batch(remote_repo.url, "upload", [{"oid": oid, "size": len(data)}])["objects"][0]
     verify = obj["actions"]["verify"]["href"]
-    assert requests.post(verify, json={"oid": oid, "size": len(data)}).status_code == 404
-    assert requests.put(obj["actions"]["upload"]["href"], data=b"x" * 10).status_code == 422
-    assert requests.put(obj["actions"]["upload"]["href"], data=data).status_code == 200
-    assert requests.post(verify, json={"oid": oid, "size": len(data)}).status_code == 200
-    assert requests.post(verify, json={"oid": oid, "size": 1}).status_code == 422
+    assert (
+        requests.post(
+            verify, json={"oid": oid, "size": len(data)}, timeout=HTTP_TIMEOUT_S
+        ).status_code
+        == 404
+    )
+    assert (
+        requests.put(
+            obj["actions"]["upload"]["href"], data=b"x" * 10, timeout=HTTP_TIMEOUT_S
+        ).status_code
+        == 422
+    )
+    assert (
+        requests.put(
+            obj["actions"]["upload"]["href"], data=data, timeout=HTTP_TIMEOUT_S
+        ).status_code
+        == 200
+    )
+    assert (
+        requests.post(
+            verify, json={"oid": oid, "size": len(data)}, timeout=HTTP_TIMEOUT_S
+        ).status_code
+        == 200
+    )
+    assert (
+        requests.post(verify, json={"oid": oid, "size": 1}, timeout=HTTP_TIMEOUT_S).status_code
+        == 422
+    )
     down = batch(remote_repo.url, "download", [{"oid": oid, "size": len(data)}])["objects"][0]
     href = down["actions"]["download"]["href"]
-    part = requests.get(href, headers={"Range": "bytes=100-199"})
+    part = requests.get(href, headers={"Range": "bytes=100-199"}, timeout=HTTP_TIMEOUT_S)
     assert part.status_code == 206 and part.content == data[100:200]
     missing = batch(remote_repo.url, "download", [{"oid": "c" * 64, "size": 1}])["objects"][0]
     assert missing["error"]["code"] == 404
@@ -166,7 +159,7 @@ def test_bad_batch_requests_get_4xx_json(remote_repo, payload, status):
         f"{remote_repo.url}/info/lfs/objects/batch",
         data=payload,
         headers={"Content-Type": LFS_JSON},
-        timeout=30,
+        timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == status
     assert response.json()["message"]
@@ -186,7 +179,7 @@ def test_bad_paths_get_4xx_json_and_write_nothing_outside(git_server, tmp_path):
         ("DELETE", f"{base}/ns/x.git/info/lfs/objects/batch"),
     ]
     for method, url in urls:
-        response = requests.request(method, url, data=b"payload", timeout=30)
+        response = requests.request(method, url, data=b"payload", timeout=HTTP_TIMEOUT_S)
         assert 400 <= response.status_code < 500, (url, response.status_code, response.text)
         assert response.json()["message"]
     assert set(git_server.data_dir.parent.iterdir()) == before
@@ -199,7 +192,7 @@ def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
     first = batch(remote_repo.url, "upload", [{"oid": oid, "size": 9 * MiB}], ("multipart",))
     second = requests.post(
         f"{remote_repo.url}/info/lfs/objects/batch",
-        timeout=5,
+        timeout=HTTP_TIMEOUT_S,
         headers={"Content-Type": LFS_JSON},
         json={
             "operation": "upload",
@@ -209,7 +202,7 @@ def test_batch_with_another_size_for_a_pending_upload_replaces_it(remote_repo):
     ).json()
     old, new = (a["objects"][0]["actions"]["upload"] for a in (first, second))
     assert old["href"] != new["href"]
-    response = requests.put(old["header"]["00001"], data=b"x" * 5 * MiB, timeout=5)
+    response = requests.put(old["header"]["00001"], data=b"x" * 5 * MiB, timeout=HTTP_TIMEOUT_S)
     assert response.status_code == 404  # the replaced upload is gone
     tmp = remote_repo.server.data_dir / "lfs" / "tmp"
     assert len(list(tmp.glob(f"{oid}.multipart.*"))) == 1
@@ -237,11 +230,11 @@ def test_download_range_edge_cases(git_server, header, status, content_range, bo
     url = git_server.create_repo(name, {"w.bin": b"0123456789"})
     oid = hashlib.sha256(b"0123456789").hexdigest()
     href = batch(url, "download", [{"oid": oid, "size": 10}])["objects"][0]["actions"]["download"]
-    response = requests.get(href["href"], headers={"Range": header}, timeout=5)
+    response = requests.get(href["href"], headers={"Range": header}, timeout=HTTP_TIMEOUT_S)
     assert response.status_code == status, response.text
     assert response.headers.get("Content-Range") == content_range
     if body is not None:
         assert response.content == body
         assert response.headers["Content-Length"] == str(len(body))
-    head = requests.head(href["href"], headers={"Range": header}, timeout=5)
+    head = requests.head(href["href"], headers={"Range": header}, timeout=HTTP_TIMEOUT_S)
     assert head.status_code == status and head.headers.get("Content-Range") == content_range

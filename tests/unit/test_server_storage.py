@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repository.testing import Faults, InvalidArgumentError
 from repository.testing.auth import Auth
 from repository.testing.cli import parse_size
-from repository.testing.faults import FaultInjector, Faults
-from repository.testing.repos import InvalidRepoName, normalize_name
-from repository.testing.storage import ObjectStore, StorageError
+from repository.testing.errors import StorageError
+from repository.testing.faults import FaultInjector
+from repository.testing.repos import normalize_name
+from repository.testing.storage import ObjectStore
 
 
 def oid_of(data: bytes) -> str:
@@ -41,9 +43,8 @@ def test_ingest_verifies_and_is_atomic(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "a" * 63, "A" * 64, "../" + "a" * 61, "g" * 64, None, 5])
 def test_bad_oids_are_rejected(tmp_path, bad):
-    with pytest.raises(StorageError) as error:
+    with pytest.raises(InvalidArgumentError, match="invalid oid"):
         ObjectStore(tmp_path).path(bad)
-    assert error.value.status == 422
 
 
 @settings(max_examples=40, deadline=None)
@@ -113,7 +114,7 @@ def test_repo_names(name, expected):
     ],
 )
 def test_bad_repo_names(name):
-    with pytest.raises(InvalidRepoName):
+    with pytest.raises(InvalidArgumentError, match="invalid repository name"):
         normalize_name(name)
 
 
@@ -142,5 +143,20 @@ def test_fault_counters():
     injector = FaultInjector(Faults(fail_every_nth_part=3, drop_every_nth_body=2))
     assert [injector.fail_this_part() for _ in range(6)] == [False, False, True] * 2
     assert [injector.drop_this_body() for _ in range(4)] == [False, True] * 2
-    with pytest.raises(ValueError):
-        Faults(latency_s=-1)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"fail_every_nth_part": -1},
+        {"drop_every_nth_body": -2},
+        {"bandwidth_bytes_per_s": 0},
+        {"latency_s": -1},
+        {"latency_s": float("nan")},
+        {"latency_s": float("inf")},
+    ],
+)
+def test_faults_that_cannot_work_are_refused_as_value_errors(knobs):
+    with pytest.raises(InvalidArgumentError) as error:
+        Faults(**knobs)
+    assert isinstance(error.value, ValueError)
