@@ -2,70 +2,58 @@
 
 stdout carries protocol messages and nothing else: they go to a private copy of the real stdout,
 and file descriptor 1 and ``sys.stdout`` point at stderr, so a stray print, warning or C-level
-write cannot corrupt the stream.
-
-Example:
-    $ printf '{"event":"init","operation":"upload","concurrenttransfers":8}\\n' | python -m lfs_agent
-    {}
+write cannot corrupt the stream. By hand, ``echo '{"event":"init","operation":"upload"}' |
+python -m lfs_agent`` answers ``{}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from lfs_agent import log
-from lfs_agent.protocol import MessageWriter, ProtocolError, parse_message
+from lfs_agent.errors import AgentError, ProtocolError, protocol_code
+from lfs_agent.protocol import INIT_ERROR_CODE, MessageWriter, parse_message
+
+if TYPE_CHECKING:
+    from lfs_agent.download import Downloader
+    from lfs_agent.upload import Uploader
 
 
 def _import_transfers() -> None:
     # requests takes ~0.1 s to import: do it while git-lfs reads our init reply.
     import importlib
 
-    for name in ("lfs_agent.upload", "lfs_agent.download"):
+    for name in ("lfs_agent.upload", "lfs_agent.download", "repository.git"):
         importlib.import_module(name)
 
 
 def git_common_dir(cwd: str | None = None) -> str | None:
-    """The absolute git dir shared by all worktrees of the clone at ``cwd``; None outside a clone.
+    """The git dir shared by all worktrees of the clone at ``cwd`` (absolute); None outside one."""
+    from lfs_agent.setup import GIT_TIMEOUT_S
+    from repository.git import GitRunner
 
-    Example:
-        >>> import tempfile; d = os.path.realpath(tempfile.mkdtemp())
-        >>> _ = subprocess.run(["git", "init", "-q", d], check=True)
-        >>> git_common_dir(d) == os.path.join(d, ".git")
-        True
-    """
     try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=30,
-            ).stdout.strip()
-            or None
+        result = GitRunner(cwd or os.getcwd()).run(
+            ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+            check=False,
+            timeout=GIT_TIMEOUT_S,
         )
-    except (OSError, subprocess.SubprocessError):
+    except OSError:  # a RepositoryError (no git, a timeout) or the folder gone: no clone to use
         return None
+    return (result.ok and result.stdout.strip()) or None
 
 
 def lfs_temp_dir(cwd: str | None = None) -> str:
-    """git-lfs's temp area of the clone the agent runs in (``.git/lfs/tmp``), created if missing.
+    """git-lfs's temp area of the clone at ``cwd`` (``.git/lfs/tmp``), created if missing.
 
-    Downloads go here, where git-lfs expects them. Falls back to the system temp dir outside a clone.
-
-    Example:
-        >>> lfs_temp_dir("/")  # doctest: +SKIP
-        '/tmp'
+    Downloads go here, where git-lfs expects them; outside a clone, to the system temp dir.
     """
     import tempfile
 
@@ -85,9 +73,9 @@ def journal_dirs(cwd: str | None = None) -> tuple[str, str | None]:
     Outside a clone: the system temp dir, as before.
 
     Example:
-        >>> import tempfile; d = os.path.realpath(tempfile.mkdtemp())
-        >>> _ = subprocess.run(["git", "init", "-q", d], check=True)
-        >>> [os.path.relpath(path, d) for path in journal_dirs(d)]
+        >>> import tempfile; from repository.git import GitRunner
+        >>> clone = os.path.realpath(tempfile.mkdtemp()); _ = GitRunner(clone).run(["init", "-q"])
+        >>> [os.path.relpath(path, clone) for path in journal_dirs(clone)]
         ['.git/lfsrepo/multipart', '.git/lfs/tmp']
     """
     import tempfile
@@ -116,22 +104,19 @@ class Agent:
         self.operation: str | None = None
         self.concurrency = concurrency or 0
         self._override = concurrency
-        self._transfer: Any = None
+        self._uploader: Uploader | None = None
+        self._downloader: Downloader | None = None
 
     def handle(self, message: dict[str, Any]) -> bool:
-        """Act on one validated message. Raises ProtocolError for a message out of place.
-
-        Example:
-            >>> import os; agent = Agent(MessageWriter(os.pipe()[1]))
-            >>> agent.handle({"event": "terminate"})
-            False
-        """
+        """Act on one validated message. Raises ProtocolError for a message out of place."""
         event = message["event"]
         if event == "terminate":
             return False
         if event == "init":
             if self.operation is not None:
-                self.writer.write({"error": {"code": 32, "message": "init sent twice"}})
+                self.writer.write(
+                    {"error": {"code": INIT_ERROR_CODE, "message": "init sent twice"}}
+                )
                 return True
             self.operation = message["operation"]
             # git-lfs runs one agent process (concurrent=false), so in-file parallelism takes
@@ -152,26 +137,23 @@ class Agent:
         return True
 
     def _transfer_one(self, message: dict[str, Any]) -> None:
-        from lfs_agent.http import TransferError
         from lfs_agent.progress import Progress
-        from lfs_agent.upload import ActionError
 
         oid, size = message["oid"], message["size"]
         progress = Progress(self.writer, oid, size)
         log.debug(f"{message['event']} {oid} ({size} bytes) via {message['action']['href']}")
         try:
             if message["event"] == "upload":
-                self._transfers().upload(message, progress)
+                self._get_uploader().upload(message, progress)
                 self.writer.write({"event": "complete", "oid": oid})
             else:
-                path = self._transfers().download(message, progress)
+                path = self._get_downloader().download(message, progress)
                 self.writer.write({"event": "complete", "oid": oid, "path": path})
             log.debug(f"{oid}: done")
-        except (TransferError, ActionError, OSError) as error:
-            code = getattr(error, "code", 0) or (422 if isinstance(error, ActionError) else 500)
+        except (AgentError, OSError) as error:
             text = f"{message['event']} of {oid} failed: {log.redact(str(error))}"
             log.debug(text)
-            self.writer.error(oid, code if isinstance(code, int) else 500, text)
+            self.writer.error(oid, protocol_code(error), text)
         except Exception as error:  # noqa: BLE001 - one object's bug must not end the session
             log.debug(traceback.format_exc())
             self.writer.error(
@@ -181,20 +163,20 @@ class Agent:
                 f"{type(error).__name__}: {log.redact(str(error))}",
             )
 
-    def _transfers(self) -> Any:
-        if self._transfer is None:
-            if self.operation == "upload":
-                from lfs_agent.upload import Uploader
+    def _get_uploader(self) -> Uploader:
+        if self._uploader is None:
+            from lfs_agent.upload import Uploader
 
-                journal_dir, legacy_dir = journal_dirs()
-                self._transfer = Uploader(
-                    self.concurrency, journal_dir, legacy_journal_dir=legacy_dir
-                )
-            else:
-                from lfs_agent.download import Downloader
+            journal_dir, legacy_dir = journal_dirs()
+            self._uploader = Uploader(self.concurrency, journal_dir, legacy_journal_dir=legacy_dir)
+        return self._uploader
 
-                self._transfer = Downloader(self.concurrency, lfs_temp_dir())
-        return self._transfer
+    def _get_downloader(self) -> Downloader:
+        if self._downloader is None:
+            from lfs_agent.download import Downloader
+
+            self._downloader = Downloader(self.concurrency, lfs_temp_dir())
+        return self._downloader
 
 
 def run(stdin: IO[bytes], writer: MessageWriter, concurrency: int | None = None) -> int:
@@ -217,9 +199,9 @@ def run(stdin: IO[bytes], writer: MessageWriter, concurrency: int | None = None)
         except ProtocolError as error:
             log.debug(f"protocol error: {error} in {line[:200]!r}")
             if error.oid is not None and agent.operation is not None:
-                writer.error(error.oid, 422, f"bad request from git-lfs: {error}")
+                writer.error(error.oid, error.code, f"bad request from git-lfs: {error}")
             elif agent.operation is None and str(error).startswith("init:"):
-                writer.write({"error": {"code": 32, "message": str(error)}})
+                writer.write({"error": {"code": INIT_ERROR_CODE, "message": str(error)}})
             else:
                 print(f"lfs-multipart agent: protocol error: {error}", file=sys.stderr)
                 return 2
@@ -239,9 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Options: ``--concurrency N`` (parts in flight; default from git-lfs's concurrenttransfers or
     LFSREPO_AGENT_CONCURRENCY) and ``--log FILE`` (default LFSREPO_AGENT_LOG).
-
-    Example:
-        $ python -m lfs_agent --log /tmp/agent.log
     """
     parser = argparse.ArgumentParser(
         prog="lfs-multipart-upload", description="git-lfs custom transfer agent (multipart)"

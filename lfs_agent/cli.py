@@ -1,22 +1,12 @@
-"""`lfsrepo lfs-enable-largefiles PATH` and `lfsrepo lfs-multipart-upload`.
-
-Example:
-    $ lfsrepo lfs-enable-largefiles path/to/clone
-"""
+"""The agent's ``lfsrepo`` subcommands: ``lfs-enable-largefiles PATH``, ``lfs-multipart-upload``."""
 
 from __future__ import annotations
 
 import argparse
 
 
-def add_agent_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register the agent's subcommands on the ``lfsrepo`` parser.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(); add_agent_commands(parser.add_subparsers())
-        >>> parser.parse_args(["lfs-enable-largefiles", "."]).path
-        '.'
-    """
+def add_agent_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``lfs-enable-largefiles`` and ``lfs-multipart-upload`` on ``lfsrepo``'s parser."""
     enable = subparsers.add_parser(
         "lfs-enable-largefiles",
         help="let git-lfs upload files over 5 GB in parallel parts in this clone",

@@ -1,29 +1,24 @@
-"""Downloads: parallel ranged GETs into a temp file, one GET when the server ignores Range.
-
-Example:
-    >>> split_ranges(10, 4)
-    [(0, 4), (4, 4), (8, 2)]
-"""
+"""Downloads: parallel ranged GETs into a temp file, one GET when the server ignores Range."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import requests
 
 from lfs_agent import log
+from lfs_agent.errors import Cancelled, TransferError
 from lfs_agent.http import (
     ATTEMPTS,
     TIMEOUT,
-    Cancelled,
-    TransferError,
     backoff_delay,
     new_session,
+    run_parallel,
     with_retries,
 )
 from lfs_agent.progress import Progress
@@ -37,19 +32,14 @@ def split_ranges(size: int, range_size: int) -> list[tuple[int, int]]:
     """Cut ``size`` bytes into ``(offset, length)`` ranges of ``range_size`` (the last shorter).
 
     Example:
-        >>> split_ranges(8, 4)
-        [(0, 4), (4, 4)]
+        >>> split_ranges(10, 4)
+        [(0, 4), (4, 4), (8, 2)]
     """
     return [(offset, min(range_size, size - offset)) for offset in range(0, size, range_size)]
 
 
 class Downloader:
-    """Downloads objects for one agent process into ``temp_dir`` (beside git-lfs's own temp files).
-
-    Example:
-        >>> Downloader(concurrency=4, temp_dir=tempfile.gettempdir()).concurrency
-        4
-    """
+    """Downloads objects for one agent process into ``temp_dir``, beside git-lfs's temp files."""
 
     def __init__(
         self, concurrency: int, temp_dir: str, session: requests.Session | None = None
@@ -59,11 +49,7 @@ class Downloader:
         self.session = session or new_session(self.concurrency + 2)
 
     def download(self, request: dict[str, Any], progress: Progress) -> str:
-        """Fetch one object and return the temp file's path; the caller hands it to git-lfs.
-
-        Example:
-            >>> # path = downloader.download({"oid": oid, "size": n, "action": {...}}, progress)
-        """
+        """Fetch one object and return the temp file's path; the caller hands it to git-lfs."""
         oid, size, action = request["oid"], request["size"], request["action"]
         os.makedirs(self.temp_dir, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=f"{oid[:16]}-", suffix=".part", dir=self.temp_dir)
@@ -104,23 +90,14 @@ class Downloader:
         ranges: list[tuple[int, int]],
         progress: Progress,
     ) -> None:
-        stop = threading.Event()
-        with ThreadPoolExecutor(min(self.concurrency, len(ranges)), "range") as pool:
-            futures = [
-                pool.submit(self._fetch, fd, href, headers, offset, length, progress, stop)
+        run_parallel(
+            [
+                functools.partial(self._fetch, fd, href, headers, offset, length, progress)
                 for offset, length in ranges
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                errors = [
-                    f.exception()
-                    for f in futures
-                    if f.done() and not f.cancelled() and f.exception() is not None
-                ]
-                raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+            ],
+            self.concurrency,
+            "range",
+        )
 
     def _fetch(
         self,

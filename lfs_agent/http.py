@@ -1,10 +1,4 @@
-"""HTTP for the agent: one pooled session, file-slice bodies, bounded retries with backoff.
-
-Example:
-    >>> delay = backoff_delay(attempt=2, retry_after=None)
-    >>> 0 <= delay <= 2.0
-    True
-"""
+"""HTTP for the agent: one pooled session, file-slice bodies, bounded retries with backoff."""
 
 from __future__ import annotations
 
@@ -14,12 +8,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import requests
 import requests.adapters
 
 from lfs_agent import log
+from lfs_agent.errors import Cancelled, TransferError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # A big part at a capped bandwidth can take long, but a socket idle this long is dead.
@@ -33,35 +29,8 @@ FIRST_BLOCK = 64 * 1024
 READ_BLOCK = 256 * 1024
 
 
-class TransferError(Exception):
-    """A request that failed for good: ``code`` is the HTTP status (or 0 for network errors).
-
-    Example:
-        >>> str(TransferError(403, "part 2: forbidden"))
-        'part 2: forbidden'
-    """
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Cancelled(Exception):
-    """Another part of the same object failed for good, so this one stops.
-
-    Example:
-        >>> str(Cancelled("part 3"))
-        'part 3'
-    """
-
-
 def new_session(pool_size: int) -> requests.Session:
-    """A session whose connection pool keeps ``pool_size`` connections per host alive.
-
-    Example:
-        >>> new_session(8).adapters["http://"]._pool_maxsize
-        8
-    """
+    """A session keeping ``pool_size`` connections per host alive; retrying is ours to do."""
     session = requests.Session()
     session.trust_env = True
     adapter = requests.adapters.HTTPAdapter(
@@ -172,10 +141,10 @@ def with_retries(
     once for other 4xx, and after ``attempts`` tries. ``stop`` set raises Cancelled between tries.
 
     Example:
-        >>> s = new_session(1)
-        >>> with_retries("get", lambda: s.get("http://127.0.0.1:9/", timeout=1), attempts=1)
+        >>> gone = requests.Response(); gone.status_code = 404
+        >>> with_retries("part 1", lambda: gone)
         Traceback (most recent call last):
-        lfs_agent.http.TransferError: get: connection failed ...
+        lfs_agent.errors.TransferError: part 1: HTTP 404
     """
     attempts = attempts or ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -209,3 +178,36 @@ def with_retries(
         else:
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def run_parallel(
+    tasks: Sequence[Callable[[threading.Event], None]], workers: int, name: str
+) -> None:
+    """Run ``tasks(stop)`` on up to ``workers`` threads; the first failure stops them all.
+
+    On a failure ``stop`` is set (tasks check it between blocks and tries) and tasks not yet
+    started are dropped; once the ones in flight have ended, the first real error is raised
+    (not a Cancelled, which only says that a task stopped because another failed).
+
+    Example:
+        >>> def part(stop): raise TransferError(403, "part 2: HTTP 403")
+        >>> run_parallel([part, lambda stop: None], workers=2, name="part")
+        Traceback (most recent call last):
+        lfs_agent.errors.TransferError: part 2: HTTP 403
+    """
+    stop = threading.Event()
+    with ThreadPoolExecutor(min(workers, len(tasks)), name) as pool:
+        futures = [pool.submit(task, stop) for task in tasks]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        if all(future.exception() is None for future in done):
+            return
+        stop.set()
+        for future in futures:
+            future.cancel()
+        errors = [
+            error
+            for future in futures
+            if future.done() and not future.cancelled()
+            if (error := future.exception()) is not None
+        ]
+        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])

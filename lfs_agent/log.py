@@ -41,31 +41,18 @@ def redact(text: str) -> str:
 
 
 def configure(path: str | None) -> None:
-    """Send the debug log to ``path`` (appending); ``None`` or "" turns it off.
-
-    Example:
-        >>> configure(None)
-    """
+    """Send the debug log to ``path`` (appending); ``None`` or "" turns it off."""
     global _path
     _path = path or None
 
 
 def enabled() -> bool:
-    """Whether a log file is configured (to skip work that only feeds the log).
-
-    Example:
-        >>> configure(None); enabled()
-        False
-    """
+    """Whether a log file is configured (to skip work that only feeds the log)."""
     return _path is not None
 
 
 def debug(text: str) -> None:
-    """Append one redacted, timestamped line to the log file if one is configured.
-
-    Example:
-        >>> debug("part 3 done")
-    """
+    """Append one redacted, timestamped line to the log file if one is configured."""
     if _path is None:
         return
     now = time.time()

@@ -1,12 +1,4 @@
-"""Progress events for one object: monotonic, throttled, never double counting a retry.
-
-Example:
-    >>> import os; r, w = os.pipe()
-    >>> from lfs_agent.protocol import MessageWriter
-    >>> p = Progress(MessageWriter(w), "ab", size=10)
-    >>> sent = p.attempt(1); sent(4); sent(6); p.bytes_so_far
-    10
-"""
+"""Progress events for one object: monotonic, throttled, never double counting a retry."""
 
 from __future__ import annotations
 
@@ -28,8 +20,10 @@ class Progress:
 
     Example:
         >>> import os; from lfs_agent.protocol import MessageWriter
-        >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", size=8)
-        >>> first = p.attempt(1); first(4); retry = p.attempt(1); retry(4); retry(2); p.bytes_so_far
+        >>> progress = Progress(MessageWriter(os.pipe()[1]), "ab", size=8)
+        >>> first = progress.attempt(1); first(4)  # 4 bytes of part 1, then the connection drops
+        >>> retry = progress.attempt(1); retry(4); retry(2)
+        >>> progress.bytes_so_far
         6
     """
 
@@ -42,14 +36,7 @@ class Progress:
         self._reported_at = 0.0
 
     def attempt(self, key: int) -> Callable[[int], None]:
-        """Return a callback that counts the bytes of one attempt at part ``key``.
-
-        Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
-            >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8)
-            >>> p.attempt(1)(5); p.attempt(1)(3); p.bytes_so_far
-            5
-        """
+        """Return a callback that counts the bytes of one attempt at part ``key``."""
         moved = 0
 
         def on_bytes(count: int) -> None:
@@ -66,25 +53,14 @@ class Progress:
         return on_bytes
 
     def done(self, key: int, length: int) -> None:
-        """Credit a whole part at once (a part the resume journal says is already uploaded).
-
-        Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
-            >>> p = Progress(MessageWriter(os.pipe()[1]), "ab", 8); p.done(1, 8); p.bytes_so_far
-            8
-        """
+        """Credit a whole part at once (a part the resume journal says is already uploaded)."""
         with self._lock:
             self.bytes_so_far += length - self._credit.get(key, 0)
             self._credit[key] = length
             self._maybe_report()
 
     def finish(self) -> None:
-        """Send the last event, ``bytesSoFar == size``, unless it went out already.
-
-        Example:
-            >>> import os; from lfs_agent.protocol import MessageWriter
-            >>> Progress(MessageWriter(os.pipe()[1]), "ab", 0).finish()
-        """
+        """Send the last event, ``bytesSoFar == size``, unless it went out already."""
         with self._lock:
             self.bytes_so_far = self.size
             if self._reported < self.size or self.size == 0:

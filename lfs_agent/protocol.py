@@ -10,32 +10,22 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any
+from typing import Any, TypeGuard
+
+from lfs_agent.errors import ProtocolError
 
 EVENTS = ("init", "upload", "download", "terminate")
-
-
-class ProtocolError(ValueError):
-    """A message that does not follow the custom transfer protocol.
-
-    ``oid`` is set when the message names an object, so the error can go into its ``complete``.
-
-    Example:
-        >>> ProtocolError("size must be a non-negative integer", oid="ab").oid
-        'ab'
-    """
-
-    def __init__(self, message: str, oid: str | None = None) -> None:
-        super().__init__(message)
-        self.oid = oid
+# The code of an ``init`` answer that refuses the session (the one in git-lfs's own example).
+INIT_ERROR_CODE = 32
 
 
 def parse_message(line: str | bytes) -> dict[str, Any]:
     """Parse and validate one protocol line; raise ProtocolError saying what is wrong.
 
     Example:
-        >>> parse_message('{"event":"upload","oid":"ab","size":1,"path":"/f","action":{"href":"h"}}')["size"]
-        1
+        >>> parse_message('{"event": "upload", "oid": "ab", "size": -1}')
+        Traceback (most recent call last):
+        lfs_agent.errors.ProtocolError: size must be a non-negative integer, got -1
     """
     try:
         message = json.loads(line)
@@ -61,7 +51,7 @@ def parse_message(line: str | bytes) -> dict[str, Any]:
     return message
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -93,11 +83,14 @@ def _validate_transfer(message: dict[str, Any]) -> None:
 
 
 class MessageWriter:
-    """Writes protocol messages, one JSON line each, flushed at once, safe across threads.
+    """Writes protocol messages to a file descriptor, one compact JSON line each, thread-safe.
+
+    Each message goes out in ``os.write`` calls at once: no buffer sits between us and git-lfs.
 
     Example:
-        >>> import os; r, w = os.pipe(); MessageWriter(w).write({}); os.read(r, 10)
-        b'{}\\n'
+        >>> import os; r, w = os.pipe()
+        >>> MessageWriter(w).error("ab", 404, "gone"); os.read(r, 100)
+        b'{"event":"complete","oid":"ab","error":{"code":404,"message":"gone"}}\\n'
     """
 
     def __init__(self, fd: int) -> None:
@@ -105,22 +98,12 @@ class MessageWriter:
         self._lock = threading.Lock()
 
     def write(self, message: dict[str, Any]) -> None:
-        """Write one message as a single line (os.write: no buffering between us and git-lfs).
-
-        Example:
-            >>> import os; r, w = os.pipe(); MessageWriter(w).write({"event": "complete", "oid": "ab"})
-            >>> os.read(r, 100)
-            b'{"event":"complete","oid":"ab"}\\n'
-        """
+        """Write one message as a single line."""
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         with self._lock:
             while data:
                 data = data[os.write(self._fd, data) :]
 
     def error(self, oid: str, code: int, text: str) -> None:
-        """Report a failed object: ``complete`` with an error, as the protocol wants.
-
-        Example:
-            >>> import os; r, w = os.pipe(); MessageWriter(w).error("ab", 500, "boom")
-        """
+        """Report that object ``oid`` failed: ``complete`` with an error, as the protocol wants."""
         self.write({"event": "complete", "oid": oid, "error": {"code": code, "message": text}})

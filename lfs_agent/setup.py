@@ -1,109 +1,116 @@
 """``lfs-enable-largefiles``: the git config that makes git-lfs use this agent in one clone.
 
-Example:
-    >>> enable_largefiles("/path/to/clone")  # doctest: +SKIP
+git-lfs starts a custom transfer agent as ``sh -c "'<path>' <args>"`` in the clone. Here ``path``
+is /bin/sh and ``args`` a short script with three arguments: the interpreter, lfs_agent's
+``__main__.py`` and an ``init`` answer. It runs ``<interpreter> -I <__main__.py>`` when both still
+exist. When either is gone (a removed virtualenv, an uninstalled package) it answers git-lfs's
+``init`` with an error that names the fix, and git-lfs shows it to the user (``error initializing
+custom adapter "multipart" worker 0: [32] ...``). Of an agent that cannot start, git-lfs 3.3 says
+only ``EOF``: it shows an agent's stderr under GIT_TRACE=1 alone.
+
+``-I`` (isolated mode) keeps the clone's own files, git-lfs's working directory, and PYTHON*
+variables out of the agent's imports. Isolated mode also hides the user's site-packages and
+PYTHONPATH, so ``-m lfs_agent`` would fail for a ``pip install --user`` or ``--prefix`` install;
+run by its path, ``__main__.py`` puts the folder that holds lfs_agent on ``sys.path`` itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
-import subprocess
 import sys
 
+from lfs_agent.protocol import INIT_ERROR_CODE
+from repository.errors import NotAGitRepositoryError
+
 AGENT = "multipart"
+# Reading or writing a clone's local config is quick; this long means a hung file system.
+GIT_TIMEOUT_S = 30
+# The agent's own entry point, run by its path (see the module docstring).
+AGENT_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
+# The ``args`` script: $1 the interpreter, $2 AGENT_MAIN, $3 the init answer when either is gone.
+LAUNCH_SCRIPT = (
+    'if [ -x "$1" ] && [ -f "$2" ]; then exec "$1" -I "$2"; fi; '
+    'read -r _; printf "%s\\n" "$3"; exit 1'
+)
 
 
-class NotAGitCloneError(OSError):
-    """The path given is not inside a git working tree.
+class NotAGitCloneError(NotAGitRepositoryError):
+    """The path given is not a git clone, or not even a folder."""
+
+
+def agent_command(python: str | None = None) -> str:
+    """The command that runs the agent, as a shell would read it (for messages).
 
     Example:
-        >>> isinstance(NotAGitCloneError("/tmp: not a git clone"), OSError)
-        True
+        >>> agent_command("/opt/my venv/bin/python")  # doctest: +ELLIPSIS
+        "'/opt/my venv/bin/python' -I .../lfs_agent/__main__.py"
     """
+    return f"{shlex.quote(python or _interpreter())} -I {shlex.quote(AGENT_MAIN)}"
 
 
-def agent_settings(python: str | None = None) -> dict[str, str]:
-    """The ``lfs.customtransfer.multipart.*`` keys and values for this interpreter.
+def agent_settings(clone: str, python: str | None = None) -> dict[str, str]:
+    """The ``lfs.customtransfer.multipart.*`` keys and values for ``clone``.
 
-    git-lfs quotes ``path`` itself and passes ``args`` through a shell, so ``path`` is the bare
-    absolute interpreter and nothing in ``args`` needs quoting. ``-I`` keeps a clone's own files and
-    PYTHON* variables out of the agent's imports. ``concurrent=false``: one process, parts in
-    parallel inside it, instead of git-lfs starting eight Python processes one after another.
+    ``python`` (default: this interpreter) runs the agent. ``concurrent=false``: one process, with
+    parts in parallel inside it, instead of git-lfs starting eight Python processes in a row.
 
     Example:
-        >>> agent_settings("/usr/bin/python3")["lfs.customtransfer.multipart.args"]
-        '-I -m lfs_agent'
+        >>> settings = agent_settings("/data/clone", python="/venv/bin/python")
+        >>> settings["lfs.customtransfer.multipart.path"]
+        '/bin/sh'
+        >>> print(settings["lfs.customtransfer.multipart.args"])  # doctest: +ELLIPSIS
+        -c '...' lfs_agent /venv/bin/python .../lfs_agent/__main__.py '{"error": {"code": 32, ...}}'
     """
+    python, clone = python or _interpreter(), os.path.abspath(clone)
+    fix = (
+        f"cannot start the lfsrepo transfer agent: {python} or {AGENT_MAIN} is gone (virtualenv "
+        f"removed? lfsrepo uninstalled?). Run `lfsrepo lfs-enable-largefiles {shlex.quote(clone)}`"
+        " with the Python that has lfsrepo, or create a Repository for this clone again: either "
+        "writes the agent command anew"
+    )
+    answer = json.dumps({"error": {"code": INIT_ERROR_CODE, "message": fix}})
     prefix = f"lfs.customtransfer.{AGENT}"
     return {
-        f"{prefix}.path": python or os.path.abspath(sys.executable),
-        f"{prefix}.args": "-I -m lfs_agent",
+        f"{prefix}.path": "/bin/sh",
+        f"{prefix}.args": shlex.join(
+            ["-c", LAUNCH_SCRIPT, "lfs_agent", python, AGENT_MAIN, answer]
+        ),
         f"{prefix}.concurrent": "false",
         f"{prefix}.direction": "both",
     }
 
 
 def enable_largefiles(path: str | os.PathLike[str]) -> None:
-    """Configure the clone at ``path`` to upload (and download) large LFS objects in parts.
+    """Make git-lfs move the large objects of the clone at ``path`` through the agent, in parts.
 
-    Idempotent: running it again leaves one copy of each key. Raises NotAGitCloneError (an
-    OSError) when ``path`` is not a git clone.
-
-    Example:
-        >>> enable_largefiles("my-model-repo")  # doctest: +SKIP
+    Idempotent, and one git call when nothing changes (a Repository does this on construction).
+    Raises NotAGitCloneError when ``path`` is not a clone, GitCommandError when git cannot write
+    the config: RepositoryErrors (so OSErrors), like every error of a Repository.
     """
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise NotAGitCloneError(f"{path}: no such directory")
-    probe = subprocess.run(
-        ["git", "-C", path, "rev-parse", "--is-inside-work-tree"],
-        capture_output=True,
-        text=True,
+    from repository.git import GitRunner
+
+    clone = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(clone):
+        raise NotAGitCloneError(f"{clone}: no such directory")
+    git = GitRunner(clone)
+    current = git.run(
+        ["config", "--local", "-z", "--get-regexp", rf"^lfs\.customtransfer\.{AGENT}\."],
         check=False,
+        timeout=GIT_TIMEOUT_S,
     )
-    if probe.returncode != 0 or probe.stdout.strip() != "true":
+    if current.returncode not in (0, 1):  # 1: no such keys yet
         raise NotAGitCloneError(
-            f"{path}: not a git clone (git says: {probe.stderr.strip() or probe.stdout.strip()})"
+            f"{clone}: not a git clone (git says: {current.stderr.strip() or current.stdout})"
         )
-    current = subprocess.run(
-        [
-            "git",
-            "-C",
-            path,
-            "config",
-            "--local",
-            "-z",
-            "--get-regexp",
-            rf"^lfs\.customtransfer\.{AGENT}\.",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    have = [entry.partition("\n")[::2] for entry in current.split("\0") if entry]
-    for key, value in agent_settings().items():
+    have = [entry.partition("\n")[::2] for entry in current.stdout.split("\0") if entry]
+    for key, value in agent_settings(clone).items():
         if have.count((key.lower(), value)) == 1 and sum(k == key.lower() for k, _ in have) == 1:
-            continue  # already set, once: a Repository() per training step costs one git call
-        result = subprocess.run(
-            ["git", "-C", path, "config", "--local", "--replace-all", key, value],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise NotAGitCloneError(f"{path}: cannot set {key}: {result.stderr.strip()}")
+            continue  # already set, once
+        git.run(["config", "--local", "--replace-all", key, value], timeout=GIT_TIMEOUT_S)
 
 
-def agent_command() -> str:
-    """The command line git-lfs will run, as a shell would see it (for messages and docs).
-
-    Example:
-        >>> agent_command().endswith("-I -m lfs_agent")
-        True
-    """
-    settings = agent_settings()
-    return (
-        f"{shlex.quote(settings[f'lfs.customtransfer.{AGENT}.path'])} "
-        f"{settings[f'lfs.customtransfer.{AGENT}.args']}"
-    )
+def _interpreter() -> str:
+    # Not resolved: a virtualenv's bin/python is a symlink, and only its own path selects the venv.
+    return os.path.abspath(sys.executable)

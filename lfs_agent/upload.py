@@ -10,52 +10,31 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from lfs_agent import log
-from lfs_agent.http import (
-    TIMEOUT,
-    Cancelled,
-    FileSlice,
-    TransferError,
-    new_session,
-    with_retries,
-)
+from lfs_agent.errors import ActionError, Cancelled, TransferError
+from lfs_agent.http import TIMEOUT, FileSlice, new_session, run_parallel, with_retries
 from lfs_agent.progress import Progress
 
 COMPLETION_TIMEOUT = (10.0, 900.0)  # the server assembles and hashes the whole object
-# Part URLs expire in hours and stores abort unfinished uploads within days: older ETags are refused.
+# Part URLs expire in hours, and stores abort unfinished uploads within days: older ETags fail.
 JOURNAL_MAX_AGE = 7 * 24 * 3600.0
 JOURNAL_PREFIX = "lfsrepo-multipart-"
 
 
-class ActionError(ValueError):
-    """The upload action the server sent is not a valid multipart plan.
-
-    Example:
-        >>> plan_parts(1, {"chunk_size": "x"})
-        Traceback (most recent call last):
-        lfs_agent.upload.ActionError: chunk_size must be a decimal integer, got 'x'
-    """
-
-
 @dataclass(frozen=True)
 class Part:
-    """One part: its 1-based number, presigned URL and byte range in the file.
-
-    Example:
-        >>> Part(2, "http://s/2", offset=5, length=5).offset
-        5
-    """
+    """One part: its 1-based number, presigned URL and byte range in the file."""
 
     number: int
     url: str
@@ -65,12 +44,7 @@ class Part:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated multipart upload: chunk size and parts in numeric order.
-
-    Example:
-        >>> plan_parts(7, {"chunk_size": "5", "1": "http://s/1", "2": "http://s/2"}).chunk_size
-        5
-    """
+    """A validated multipart upload: chunk size and parts in numeric order."""
 
     chunk_size: int
     parts: tuple[Part, ...]
@@ -85,7 +59,7 @@ def plan_parts(size: int, header: dict[str, str]) -> Plan:
     Example:
         >>> plan_parts(10, {"chunk_size": "5", "1": "http://s/1"})
         Traceback (most recent call last):
-        lfs_agent.upload.ActionError: a 10-byte object in 5-byte chunks needs parts 1..2; missing: 2
+        lfs_agent.errors.ActionError: a 10-byte object in 5-byte chunks needs parts 1..2; missing: 2
     """
     raw = header.get("chunk_size", "")
     if not (isinstance(raw, str) and raw.strip().isdigit() and raw.strip().isascii()):
@@ -154,13 +128,7 @@ class Journal:
             pass  # no journal, or one we cannot trust: upload everything
 
     def record(self, number: int, etag: str) -> None:
-        """Save one more completed part (atomically: a kill mid-write leaves the old journal).
-
-        Example:
-            >>> import tempfile; d = tempfile.mkdtemp(); Journal(d, "ab", 10, 5).record(2, '"e2"')
-            >>> Journal(d, "ab", 10, 5).etags
-            {2: '"e2"'}
-        """
+        """Save one more completed part (atomically: a kill mid-write leaves the old journal)."""
         with self._lock:
             self.etags[number] = etag
             if self.path is None:
@@ -174,13 +142,7 @@ class Journal:
                 log.debug(f"journal not saved: {error}")
 
     def remove(self) -> None:
-        """Forget the upload (it completed, or its ETags turned out stale).
-
-        Example:
-            >>> import tempfile; d = tempfile.mkdtemp(); j = Journal(d, "ab", 10, 5); j.record(1, "e")
-            >>> j.remove(); Journal(d, "ab", 10, 5).etags
-            {}
-        """
+        """Forget the upload (it completed, or its ETags turned out stale)."""
         with self._lock:
             self.etags = {}
             if self.path is not None:
@@ -189,12 +151,7 @@ class Journal:
 
 
 def journal_name(oid: str) -> str:
-    """The file name of ``oid``'s journal (the same in every folder that has held journals).
-
-    Example:
-        >>> journal_name("ab")
-        'lfsrepo-multipart-ab.json'
-    """
+    """The file name of ``oid``'s journal (the same in every folder that has held journals)."""
     return f"{JOURNAL_PREFIX}{oid}.json"
 
 
@@ -212,7 +169,7 @@ def prune_journals(
         ['lfsrepo-multipart-ab.json']
     """
     limit = (time.time() if now is None else now) - max_age
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -259,10 +216,6 @@ class Uploader:
     Resume journals go to ``journal_dir`` (None: keep none); journals there older than
     JOURNAL_MAX_AGE are deleted on creation. A journal for the object being uploaded that is
     found in ``legacy_journal_dir`` (where an earlier version kept them) is moved over first.
-
-    Example:
-        >>> Uploader(concurrency=4, journal_dir=None).concurrency
-        4
     """
 
     def __init__(
@@ -281,10 +234,9 @@ class Uploader:
                 log.debug(f"deleted {name}: older than {JOURNAL_MAX_AGE / 86400:g} days")
 
     def upload(self, request: dict[str, Any], progress: Progress) -> None:
-        """Upload one object per its ``action``; raise TransferError/ActionError/OSError on failure.
+        """Upload one object as its ``action`` says: one PUT, or parts when it has a chunk_size.
 
-        Example:
-            >>> # uploader.upload({"oid": oid, "size": n, "path": p, "action": {...}}, progress)
+        Raises an AgentError (TransferError, ActionError) or OSError (the file) on failure.
         """
         path, size, action = request["path"], request["size"], request["action"]
         actual = os.stat(path).st_size
@@ -336,23 +288,11 @@ class Uploader:
             log.debug(f"resuming: {len(journal.etags)} parts already uploaded, {len(todo)} to go")
         if not todo:
             return
-        stop = threading.Event()
-        with ThreadPoolExecutor(min(self.concurrency, len(todo)), "part") as pool:
-            futures = [
-                pool.submit(self._put_part, path, part, journal, progress, stop) for part in todo
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                stop.set()  # parts not yet started give up; the ones on the wire finish or time out
-                for future in futures:
-                    future.cancel()
-                errors = [
-                    f.exception()
-                    for f in futures
-                    if f.done() and not f.cancelled() and f.exception() is not None
-                ]
-                raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+        run_parallel(
+            [functools.partial(self._put_part, path, part, journal, progress) for part in todo],
+            self.concurrency,
+            "part",
+        )
 
     def _put_part(
         self, path: str, part: Part, journal: Journal, progress: Progress, stop: threading.Event

@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import threading
 import urllib.parse
-import uuid
 from dataclasses import dataclass, field
 
 TOKEN_ENVIRONMENT_VARIABLES = ("LFSREPO_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -79,7 +78,7 @@ def _marker_path() -> str:
     with _markers_lock:
         if _markers_folder is None:
             _markers_folder = tempfile.mkdtemp(prefix="lfsrepo-credentials-")
-        return os.path.join(_markers_folder, uuid.uuid4().hex)
+        return os.path.join(_markers_folder, os.urandom(16).hex())
 
 
 def remove_credential_markers() -> None:

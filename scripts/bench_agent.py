@@ -67,7 +67,7 @@ class AgentRss:
                 try:
                     argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
                     if (
-                        b"lfs_agent" not in argv
+                        not any(b"lfs_agent" in arg for arg in argv[1:])
                         or b"python" not in argv[0]
                         or not os.readlink(f"/proc/{entry}/cwd").startswith(self.root)
                     ):

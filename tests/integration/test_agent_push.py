@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.setup import enable_largefiles
+import lfs_agent.setup
+from lfs_agent import enable_largefiles
+from repository import Repository
 from repository.testing import Faults, LocalGitServer
-from tests.support.agent import agent_clone, commit, git, server_sha256
+from tests.support.agent import agent_clone, commit, configure_agent, git, server_sha256
 
 MiB = 1024**2
 CHUNK = 5 * MiB
@@ -124,17 +127,48 @@ def test_killed_push_resumes_without_resending_finished_parts(server, clone):
     assert not journal.exists()
 
 
-def test_agent_runs_from_an_interpreter_path_with_spaces(server, clone, tmp_path):
-    """git-lfs passes path and args through a shell: a virtualenv under spaces must still work."""
-    spaced = tmp_path / "my envs" / "the venv"
-    spaced.parent.mkdir()
-    spaced.symlink_to(Path(sys.prefix))
-    git(clone, "config", "lfs.customtransfer.multipart.path", str(spaced / "bin" / "python"))
+def test_agent_runs_from_paths_with_spaces(server, clone, tmp_path, monkeypatch):
+    """git-lfs passes path and args through a shell: a virtualenv, and lfsrepo, under spaces."""
+    spaced_venv = tmp_path / "my envs" / "the venv"
+    spaced_venv.parent.mkdir()
+    spaced_venv.symlink_to(Path(sys.prefix))
+    spaced_package = tmp_path / "my src" / "lfs_agent"
+    spaced_package.parent.mkdir()
+    spaced_package.symlink_to(Path(lfs_agent.setup.AGENT_MAIN).parent)
+    monkeypatch.setattr(lfs_agent.setup, "AGENT_MAIN", str(spaced_package / "__main__.py"))
+    configure_agent(clone, str(spaced_venv / "bin" / "python"))
     oid = commit(clone, {"spaced.bin": 6 * MiB})["spaced.bin"]
     log = tmp_path / "agent.log"
     git(clone, "push", "-q", "origin", "main", env={"LFSREPO_AGENT_LOG": str(log)})
     assert server_sha256(server, oid) == oid
     assert f"upload {oid}" in log.read_text()
+
+
+def test_a_removed_virtualenv_fails_the_push_saying_how_to_fix_it(server, clone, tmp_path):
+    venv = tmp_path / "venv"  # stands for the virtualenv that enabled the clone
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    configure_agent(clone, str(venv / "bin" / "python"))
+    oid = commit(clone, {"model.bin": 3 * MiB})["model.bin"]
+    git(clone, "push", "-q", "origin", "main")
+    assert server_sha256(server, oid) == oid
+    shutil.rmtree(venv)
+
+    oid = commit(clone, {"model.bin": 3 * MiB})["model.bin"]
+    failed = git(clone, "push", "origin", "main", check=False)
+    assert failed.returncode != 0
+    # Without the agent's answer, all git-lfs 3.3 would say is "EOF".
+    shown = (
+        'error initializing custom adapter "multipart" worker 0: [32] cannot start the lfsrepo '
+        f"transfer agent: {venv}/bin/python or {lfs_agent.setup.AGENT_MAIN} is gone"
+    )
+    assert shown in failed.stderr
+    assert f"Run `lfsrepo lfs-enable-largefiles {clone}` with the Python" in failed.stderr
+    assert server.lfs_object_path(oid) is None
+
+    Repository(clone)  # the fix it names: constructing a Repository writes the command anew
+    git(clone, "push", "-q", "origin", "main")
+    assert server_sha256(server, oid) == oid
 
 
 def test_git_lfs_pull_downloads_large_objects_through_the_agent(server, clone, tmp_path):

@@ -1,4 +1,4 @@
-"""Opt-in (``scripts/test --slow``): a file over 5 GiB through the agent with the default threshold."""
+"""Opt-in (``scripts/test --slow``): a file over 5 GiB through the agent, default threshold."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lfs_agent.setup import enable_largefiles
+from lfs_agent import enable_largefiles
 from repository.testing import LocalGitServer
 
 MiB = 1024**2

@@ -6,13 +6,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
 import repository
+from lfs_agent.setup import agent_settings
 from repository import (
     CloneConflictError,
     NotAGitRepositoryError,
@@ -297,7 +297,8 @@ def test_legacy_keywords_warn_and_errors_are_oserrors(remote_repo, tmp_path):
 def test_the_constructor_wires_the_agent_as_the_legacy_one_did(remote_repo, tmp_path, monkeypatch):
     repo = Repository(tmp_path / "c", clone_from=remote_repo.url)  # no lfs_enable_largefiles()
     config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
-    assert "lfs.customtransfer.multipart.args -I -m lfs_agent" in config
+    wired = [f"{key} {value}" for key, value in agent_settings(str(tmp_path / "c")).items()]
+    assert config.splitlines() == wired
     data = os.urandom(9 * 1024 * 1024)  # above the session server's multipart threshold
     # git-lfs starts the agent with our environment: its log proves the parts went through it
     # (without the agent, git-lfs would fall back to a basic PUT and the object would land too).
@@ -311,9 +312,10 @@ def test_the_constructor_wires_the_agent_as_the_legacy_one_did(remote_repo, tmp_
     assert f"upload {sha256(data)}" in logged and "part 2 done" in logged, logged[-2000:]
     # A clone the legacy class made points at `hf lfs-multipart-upload`: reused, it uses ours.
     git(tmp_path / "c", "config", "lfs.customtransfer.multipart.path", "hf")
+    git(tmp_path / "c", "config", "lfs.customtransfer.multipart.args", "lfs-multipart-upload")
     Repository(tmp_path / "c")
-    path = git(tmp_path / "c", "config", "lfs.customtransfer.multipart.path").strip()
-    assert path == os.path.abspath(sys.executable)
+    config = git(tmp_path / "c", "config", "--get-regexp", r"^lfs\.customtransfer\.")
+    assert config.splitlines() == wired
 
 
 def count_git_processes_during(action, tmp_path: Path, monkeypatch) -> int:

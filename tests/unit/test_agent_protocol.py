@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lfs_agent.agent import run
-from lfs_agent.protocol import MessageWriter, ProtocolError, parse_message
+from lfs_agent.errors import ProtocolError
+from lfs_agent.protocol import MessageWriter, parse_message
 
 INIT = {
     "event": "init",
