@@ -24,25 +24,17 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lfs_agent.errors import AgentError
+from repository._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from lfs_agent.setup import NotAGitCloneError, enable_largefiles
 
 __all__ = ["AgentError", "NotAGitCloneError", "enable_largefiles"]
 
-
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: the agent process imports this package but never sets a clone up.
-    if name not in ("NotAGitCloneError", "enable_largefiles"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("lfs_agent.setup"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+# Loaded on first use: the agent process imports this package but never sets a clone up.
+__getattr__, __dir__ = lazy_attributes(
+    __name__, dict.fromkeys(["NotAGitCloneError", "enable_largefiles"], ".setup"), __all__
+)

@@ -19,8 +19,9 @@ Example (against lfsrepo's own local server; any git + LFS server works the same
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .commands import CommandInProgress, wait_for_all_commands
@@ -97,15 +98,4 @@ _HOMES = {
     "Repository": ".repo",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, "__version__"])
+__getattr__, __dir__ = lazy_attributes(__name__, _HOMES, [*__all__, "__version__"])

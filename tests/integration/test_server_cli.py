@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -61,43 +62,25 @@ def test_serve_prints_url_serves_and_stops_on_ctrl_c(tmp_path):
     assert "Traceback" not in proc.stderr.read()
 
 
-def test_serve_rejects_bad_size(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "repository.cli",
-            "serve",
-            "--data",
-            str(tmp_path),
-            "--chunk-size",
-            "5 parsecs",
-        ],
+def serve(data: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run `lfsrepo serve --data DATA OPTIONS...` to its end (for options it must refuse)."""
+    return subprocess.run(
+        [sys.executable, "-m", "repository.cli", "serve", "--data", str(data), *options],
         check=False,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_serve_rejects_bad_size(tmp_path):
+    result = serve(tmp_path, "--chunk-size", "5 parsecs")
     assert result.returncode == 2 and "invalid size" in result.stderr
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])
 def test_serve_rejects_a_port_out_of_range(tmp_path, port):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "repository.cli",
-            "serve",
-            "--data",
-            str(tmp_path),
-            f"--port={port}",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve(tmp_path, f"--port={port}")
     assert result.returncode == 2 and "invalid port" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -119,13 +102,7 @@ def test_serve_rejects_a_port_out_of_range(tmp_path, port):
 )
 def test_serve_rejects_bad_fault_and_size_values_as_usage_errors(tmp_path, option):
     # These used to reach Faults/LocalGitServer and end as "unexpected ValueError ... report it".
-    result = subprocess.run(
-        [sys.executable, "-m", "repository.cli", "serve", "--data", str(tmp_path), option],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve(tmp_path, option)
     assert result.returncode == 2, result.stderr
     assert "invalid" in result.stderr and "unexpected" not in result.stderr
     assert "Traceback" not in result.stderr
@@ -136,21 +113,7 @@ def test_serve_on_a_port_in_use_exits_1_with_the_reason(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "repository.cli",
-                "serve",
-                "--data",
-                str(tmp_path),
-                f"--port={port}",
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = serve(tmp_path, f"--port={port}")
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("lfsrepo serve: cannot listen on 127.0.0.1:")
     assert "Traceback" not in result.stderr and result.stdout == ""
