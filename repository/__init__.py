@@ -80,22 +80,11 @@ __all__ = [
 # Each public name, and the module that defines it. Loaded on first use, so that the transfer
 # agent (a separate process per push) can use the git runner without loading the whole workflow.
 _HOMES = {
-    **dict.fromkeys(["CommandInProgress", "wait_for_all_commands"], ".commands"),
-    **dict.fromkeys([name for name in __all__ if name.endswith("Error")], ".errors"),
-    **dict.fromkeys(
-        [
-            "commits_to_push",
-            "files_to_be_staged",
-            "is_binary_file",
-            "is_git_ignored",
-            "is_git_repo",
-            "is_local_clone",
-            "is_tracked_upstream",
-            "is_tracked_with_lfs",
-        ],
-        ".helpers",
-    ),
+    "CommandInProgress": ".commands",
+    "wait_for_all_commands": ".commands",
     "Repository": ".repo",
 }
+_HOMES.update((name, ".errors") for name in __all__ if name.endswith("Error"))
+_HOMES.update((name, ".helpers") for name in __all__ if name not in _HOMES)  # the legacy helpers
 
 __getattr__, __dir__ = lazy_attributes(__name__, _HOMES, [*__all__, "__version__"])

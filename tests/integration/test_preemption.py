@@ -33,7 +33,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 import pytest
 
 from repository.testing import Faults, LocalGitServer
+from tests.support.git import git
 from tests.support.kill_loop import Job, Proc, classify, describe, leftovers, processes, tail
 
 PYTHON = sys.executable
@@ -369,30 +369,6 @@ class KillLoop:
             raise AssertionError(f"the second writer could not push {note!r} in 5 attempts")
         self.notes.append(note)
         self.events.append(f"after run {self.runs - 1}: a second writer pushed {note!r}")
-
-
-def git(
-    cwd: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"git {' '.join(args)} in {cwd} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-    return result
 
 
 def read(path: Path) -> bytes | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from lfs_agent import enable_largefiles
 from lfs_agent.setup import agent_settings
 from repository.testing import Faults, LocalGitServer
+from tests.support.git import git
 
 MiB = 1024**2
 INIT = {"event": "init", "operation": "upload", "concurrent": False, "concurrenttransfers": 8}
@@ -34,23 +35,6 @@ def agent_clone(server: LocalGitServer, tmp_path: Path, test_name: str) -> Path:
     enable_largefiles(path)
     server.faults = Faults()
     return path
-
-
-def git(
-    cwd: Path, *args: str, env: dict | None = None, check: bool = True
-) -> subprocess.CompletedProcess:
-    """Run git as a user's shell would (not through GitRunner, whose environment is lfsrepo's)."""
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def configure_agent(clone: Path, python: str) -> None:
