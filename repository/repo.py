@@ -47,7 +47,8 @@ class Repository:
     ``local_dir`` empty or missing: ``clone_from`` is cloned into it. Already a clone of the same
     remote: it is reused. Anything else: :class:`~repository.errors.CloneConflictError`. The token
     (a string, or ``True`` for ``LFSREPO_TOKEN``/``HF_TOKEN``) reaches git only through each
-    command's environment.
+    command's environment. Attaching repairs what a killed process left in the clone
+    (docs/reliability.md) and wires in the large-file agent, as the legacy constructor did.
     """
 
     def __init__(
