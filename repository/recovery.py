@@ -24,7 +24,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .git import GitRunner
+from .git import GitRunner, split_nul
+from .staging import ATTRIBUTES_BEGIN, remove_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Leftover:
     """Something a killed process left: its path, and what removing it repairs."""
 
     path: str
-    kind: str  # "lock", "rebase", "worktree", "temp"
+    kind: str  # "lock", "rebase", "worktree", "temp", "tempdir", "attributes"
 
 
 def leftovers(git_dir: str) -> list[Leftover]:
@@ -65,6 +66,9 @@ def leftovers(git_dir: str) -> list[Leftover]:
                 for name in files
                 if name.endswith(".lock")
             ]
+    attributes = os.path.join(git_dir, "info", "attributes")
+    if _contains(attributes, ATTRIBUTES_BEGIN):
+        found.append(Leftover(attributes, "attributes"))
     if os.path.exists(os.path.join(git_dir, REWRITE_MARKER)):
         found.append(Leftover(os.path.join(git_dir, REWRITE_MARKER), "rebase"))
     ours = os.path.join(git_dir, "lfsrepo")
@@ -88,6 +92,12 @@ def leftovers(git_dir: str) -> list[Leftover]:
         for name in _listdir(packs)
         if name.startswith(("tmp_pack_", "tmp_idx_"))
     ]
+    objects = os.path.join(git_dir, "objects")  # core.fsyncMethod=batch writes objects here first
+    found += [
+        Leftover(os.path.join(objects, name), "tempdir")
+        for name in _listdir(objects)
+        if name.startswith("tmp_objdir-")
+    ]
     return found
 
 
@@ -110,7 +120,9 @@ def repair(git: GitRunner, git_dir: str) -> list[Leftover]:
     for item in found:
         if item.kind == "rebase":
             _abort_rebase(git, git_dir)
-        elif item.kind == "worktree":
+        elif item.kind == "attributes":
+            remove_attributes(git_dir)
+        elif item.kind in ("worktree", "tempdir"):
             shutil.rmtree(item.path, ignore_errors=True)
         elif item.kind == "lock" or item.kind == "temp":
             with contextlib.suppress(FileNotFoundError):
@@ -128,10 +140,12 @@ def repair(git: GitRunner, git_dir: str) -> list[Leftover]:
 
 
 _WHAT_LEFT_IT = {
+    "attributes": "fast staging of lfsrepo's",
     "lock": "git command",
     "rebase": "rebase or pull of lfsrepo's",
     "worktree": "rebase of a push of lfsrepo's",
     "temp": "git or git-lfs command",
+    "tempdir": "git command",
 }
 
 
@@ -188,14 +202,55 @@ def rewriting_history(git_dir: str) -> Iterator[None]:
 
 
 def _abort_rebase(git: GitRunner, git_dir: str) -> None:
-    if any(
-        os.path.exists(os.path.join(git_dir, name)) for name in ("rebase-merge", "rebase-apply")
-    ):
+    state = next(
+        (
+            os.path.join(git_dir, name)
+            for name in ("rebase-merge", "rebase-apply")
+            if os.path.isdir(os.path.join(git_dir, name))
+        ),
+        None,
+    )
+    if state is not None:
+        onto, orig = _read(os.path.join(state, "onto")), _read(os.path.join(state, "orig-head"))
+        began = _mtime_ns(os.path.join(state, "onto"))  # written when the rebase began
         git.run(["rebase", "--abort"], check=False)  # also puts an autostash back
+        if onto and orig and began:
+            _remove_checkout_leftovers(git, orig, onto, began)
     elif os.path.exists(os.path.join(git_dir, "MERGE_HEAD")):
         git.run(["merge", "--abort"], check=False)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(git_dir, REWRITE_MARKER))
+
+
+def _remove_checkout_leftovers(git: GitRunner, orig: str, onto: str, began_ns: int) -> None:
+    """Remove the files a rebase killed while checking out ``onto`` had written (whole or cut
+    short): paths ``onto`` adds or changes against ``orig``, untracked after the abort, and
+    written since the rebase began. Their content is in ``onto``; left alone, they block every
+    later checkout of it ("untracked working tree files would be overwritten")."""
+    changed = split_nul(git.run(["diff", "--name-only", "-z", orig, onto], check=False).stdout)
+    if not changed:
+        return
+    untracked = split_nul(
+        git.run(["ls-files", "-z", "-o", "--exclude-standard", "--", *changed]).stdout
+    )
+    for path in untracked:
+        full = os.path.join(git.workdir, path)
+        if _mtime_ns(full) >= began_ns:
+            os.remove(full)
+            logger.warning(
+                "Removed %s, written by a rebase of lfsrepo's that was killed while checking "
+                "it out (its content is in commit %s)",
+                path,
+                onto[:12],
+            )
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 def _index_is_whole(path: str) -> bool:
@@ -254,9 +309,24 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
+def _contains(path: str, text: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return text in handle.read()
+    except OSError:
+        return False
+
+
 def _size(path: str) -> int:
     try:
         return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.lstat(path).st_mtime_ns
     except OSError:
         return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from filelock import FileLock
 
-from . import cloning, disk, helpers, lfs, recovery, termination
+from . import cloning, disk, helpers, lfs, recovery, staging, termination
 from .auth import Token, resolve_token, split_credentials, with_username, without_credentials
 from .commands import CommandInProgress, queue_for_clone
 from .errors import (
@@ -312,7 +313,28 @@ class Repository:
         disk.require_free_space(
             lfs_objects, sum(sizes), f"the Git LFS copies of {len(sizes)} file(s) to stage"
         )
-        # Loose objects are made durable by one flush below, not by an fsync each.
+        # Large LFS files first, without git's pipe (staging.py); the plain add that follows
+        # finds them staged and unchanged. Loose objects are made durable by the one flush at the
+        # end, not by an fsync each.
+        stored = (
+            staging.store_all(self.local_dir, self._git_dir, through_lfs)
+            if through_lfs and staging.fast_path_usable(self._git)
+            else []
+        )
+        if stored:
+            with staging.clean_filter(self._git_dir, stored) as options:
+                self._git.run(
+                    [
+                        "--literal-pathspecs",
+                        *options,
+                        "-c",
+                        "core.fsync=index",
+                        "add",
+                        "--pathspec-from-file=-",
+                        "--pathspec-file-nul",
+                    ],
+                    input=lfs.nul_joined(item.path for item in stored),
+                )
         self._git.run(["-c", "core.fsync=index", "add", "--", *pathspecs])
         disk.flush(self.local_dir, self._git_dir)
 
@@ -322,15 +344,21 @@ class Repository:
         partial files git-lfs left are removed (they hold space and can never complete)."""
         try:
             yield
-        except GitCommandError as error:
-            if not disk.ran_out_of_space(f"{error.stdout}\n{error.stderr}"):
+        except OSError as error:  # a git command's (GitCommandError), or our own write's
+            said = (
+                f"{error.stdout}\n{error.stderr}"
+                if isinstance(error, GitCommandError)
+                else str(error)
+            )
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT) or disk.ran_out_of_space(said)
+            if not full or isinstance(error, DiskFullError):
                 raise
             if self._git_dir:
                 recovery.remove_partial_lfs_files(self._git_dir)
             raise DiskFullError(
                 f"the disk holding {self.local_dir} filled up while {doing}: {outcome}. Free "
                 "space there (Repository.lfs_prune() removes LFS objects that were pushed), then "
-                f"try again. git said: {error.stderr.strip()[-300:]}"
+                f"try again. The error: {said.strip()[-300:]}"
             ) from None
 
     def git_commit(self, commit_message: str = "commit files to HF hub") -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repository import DiskFullError, Repository
+from repository import DiskFullError, Repository, staging
 
 MiB = 1024**2
 
@@ -69,22 +69,31 @@ def test_staging_more_than_the_disk_holds_is_refused_before_anything_is_staged(
     assert state(clone) == before
 
 
-def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_disk, remote_repo):
+@pytest.mark.parametrize("path", ["fast", "git-lfs"])
+def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(
+    small_disk, remote_repo, monkeypatch, path
+):
     clone = small_disk / "clone"
     repo = Repository(clone, clone_from=remote_repo.url)
     first = os.urandom(2 * MiB)
     with repo.commit("first"):
         Path("first.bin").write_bytes(first)
     before = state(clone)
-    (clone / "second.bin").write_bytes(os.urandom(4 * MiB))
-    # Something else fills the disk the moment git-lfs starts cleaning (after the space check).
+    # 4 MiB goes the fast way (lfsrepo copies it); 512 KiB through git-lfs's filter.
+    (clone / "second.bin").write_bytes(os.urandom(4 * MiB if path == "fast" else MiB // 2))
+    # Something else fills the disk the moment staging starts (after the space check).
     filler = small_disk / "filler"
-    git(
-        clone,
-        "config",
-        "filter.lfs.process",
-        f"sh -c 'dd if=/dev/zero of={filler} bs=1M 2>/dev/null; exec git-lfs filter-process'",
-    )
+    fill = f"dd if=/dev/zero of={filler} bs=1M 2>/dev/null"
+    if path == "fast":
+        original = staging.store_all
+
+        def filling_first(*args):
+            subprocess.run(["sh", "-c", fill], check=False)
+            return original(*args)
+
+        monkeypatch.setattr(staging, "store_all", filling_first)
+    else:
+        git(clone, "config", "filter.lfs.process", f"sh -c '{fill}; exec git-lfs filter-process'")
     with pytest.raises(DiskFullError) as full:
         repo.git_add(auto_lfs_track=True)
     assert "filled up while staging" in str(full.value)
@@ -95,6 +104,7 @@ def test_a_disk_that_fills_up_during_the_add_leaves_everything_as_it_was(small_d
     assert git(clone, "fsck", "--no-progress", "--no-dangling") == ""
     # Once there is room again, the same call works.
     filler.unlink()
+    monkeypatch.undo()
     git(clone, "config", "filter.lfs.process", "git-lfs filter-process")
     repo.git_add(auto_lfs_track=True)
     repo.git_commit("second")

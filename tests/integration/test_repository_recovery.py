@@ -136,6 +136,32 @@ def test_a_rebase_of_ours_left_halfway_is_aborted_a_users_own_is_not(clone, remo
     assert (git_dir / "rebase-merge").exists()
 
 
+def test_a_rebase_of_ours_killed_while_checking_out_leaves_nothing_in_the_way(clone, remote_repo):
+    other = Repository(clone.parent / "other", clone_from=remote_repo.url)
+    with other.commit("remote moved"):
+        Path("theirs.txt").write_text("from the remote")
+    git(clone, "add", "new.txt")
+    git(clone, "commit", "-qm", "local work")
+    git(clone, "fetch", "-q", "origin")
+    marker = clone / ".git" / REWRITE_MARKER
+    marker.parent.mkdir(exist_ok=True)
+    marker.touch()  # what lfsrepo's pull --rebase marks; the kill leaves it
+    # Killed after writing the remote's new file into the working tree, before the index. (A
+    # racily clean index would be rewritten first, and held there: refresh it a second later.)
+    time.sleep(1.1)
+    git(clone, "status", "--porcelain")
+    index_lock = clone / ".git" / "index.lock"
+    kill_midway(["git", "rebase", "origin/main"], clone, clone / "theirs.txt", only=index_lock)
+    (clone / "mine.txt").write_text("untracked work of the user's")
+    repo = Repository(clone)
+    assert not (clone / ".git" / "rebase-merge").exists() and not (clone / "theirs.txt").exists()
+    assert (clone / "mine.txt").read_text() == "untracked work of the user's"
+    with repo.commit("after the kill"):  # pull --rebase no longer trips over theirs.txt
+        pass
+    assert (clone / "theirs.txt").read_text() == "from the remote"
+    assert remote_repo.server.list_refs(remote_repo.name)["refs/heads/main"] == repo.git_head_hash()
+
+
 def test_a_temporary_rebase_worktree_of_a_killed_push_is_removed(clone):
     leftover = clone / ".git" / "lfsrepo" / "rebase-killed" / "worktree"
     git(clone, "worktree", "add", "-q", "--detach", str(leftover), "HEAD")

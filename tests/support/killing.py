@@ -23,13 +23,16 @@ def start_held(
     cwd: Path | str,
     env: dict[str, str] | None = None,
     hold_us: int = HOLD_RENAMES_US,
+    only: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` under strace, every rename held for ``hold_us`` microseconds."""
+    """Start ``argv`` under strace, every rename (or, with ``only``, the renames of that one
+    path) held for ``hold_us`` microseconds."""
     return subprocess.Popen(
         [
             "strace",
             "-f",
             "-qq",
+            *(["-P", str(only)] if only is not None else []),
             "-o",
             "/dev/null",
             "-e",
@@ -63,10 +66,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def kill_midway(
-    argv: Sequence[str], cwd: Path | str, leaves: Path, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    cwd: Path | str,
+    leaves: Path,
+    env: dict[str, str] | None = None,
+    only: Path | None = None,
 ) -> None:
-    """Run ``argv`` and SIGKILL it, whole group, once ``leaves`` exists."""
-    process = start_held(argv, cwd, env)
+    """Run ``argv`` and SIGKILL it, whole group, once ``leaves`` exists (renames held: all, or
+    those of ``only``)."""
+    process = start_held(argv, cwd, env, only=only)
     wait_for(leaves, process)
     kill_group(process)
     assert leaves.exists(), f"{leaves} went away with the kill"
