@@ -30,9 +30,12 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
+import shlex
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +50,8 @@ FAST_PATH_MIN_BYTES = 1024**2
 QUIET_S = 1.0
 WORKERS_VARIABLE = "LFSREPO_STAGING_WORKERS"
 _BUFFER_BYTES = 8 * 1024**2
+_BUFFERS = 3  # per file: one being read and hashed, one being written, one to spare
+_NO_REFLINK = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF, errno.EPERM)
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS), no bytes copied
 _FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_clean_filter.py")
 FILTER_DRIVER = "lfsrepo-staged"
@@ -160,7 +165,7 @@ def clean_filter(git_dir: str, stored: Sequence[Stored]) -> Iterator[list[str]]:
             manifest,
         )
         manifest.flush()
-        command = f"'{sys.executable}' -I '{_FILTER}' '{manifest.name}' %f"
+        command = shlex.join([sys.executable, "-I", _FILTER, manifest.name]) + " %f"
         lines = [f"{escape_pattern(item.path)} filter={FILTER_DRIVER}" for item in stored]
         with _attributes_added(git_dir, lines):
             yield [
@@ -235,31 +240,60 @@ def _quiet_identity(full: str) -> Identity | None:
 
 
 def _copy_and_hash(source: int, target: int) -> hashlib._Hash:
-    """sha256 of ``source``, copied into ``target`` (shared blocks where possible)."""
+    """sha256 of ``source``, copied into ``target`` (shared blocks where possible). The copy is
+    written by a second thread while the next block is read and hashed: one file keeps two cores
+    busy (hashlib and os.write release the GIL)."""
     digest = hashlib.sha256()
     try:
         fcntl.ioctl(target, _FICLONE, source)
         cloned = True
     except OSError as error:
-        if error.errno not in (
-            errno.EOPNOTSUPP,
-            errno.EXDEV,
-            errno.EINVAL,
-            errno.ENOTTY,
-            errno.EBADF,
-            errno.EPERM,
-        ):
+        if error.errno not in _NO_REFLINK:
             raise
         cloned = False
-    buffer = bytearray(_BUFFER_BYTES)
-    view = memoryview(buffer)
-    while count := os.readv(source, [buffer]):
-        digest.update(view[:count])  # hashlib releases the GIL: files hash in parallel
-        if not cloned:
-            written = 0
-            while written < count:
-                written += os.write(target, view[written:count])
+    if cloned:
+        buffer = bytearray(_BUFFER_BYTES)
+        while count := os.readv(source, [buffer]):
+            digest.update(memoryview(buffer)[:count])
+        return digest
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+    for _ in range(_BUFFERS):
+        free.put(bytearray(_BUFFER_BYTES))
+    failures: list[OSError] = []
+
+    def write_blocks() -> None:
+        while (block := full.get()) is not None:
+            buffer, count = block
+            try:
+                if not failures:
+                    _write_all(target, memoryview(buffer)[:count])
+            except OSError as error:  # a full disk, say: reported by the reading thread
+                failures.append(error)
+            free.put(buffer)
+
+    writer = threading.Thread(target=write_blocks, name="lfsrepo-stage-write")
+    writer.start()
+    try:
+        while not failures:
+            buffer = free.get()
+            count = os.readv(source, [buffer])
+            if not count:
+                break
+            digest.update(memoryview(buffer)[:count])
+            full.put((buffer, count))
+    finally:
+        full.put(None)
+        writer.join()
+    if failures:
+        raise failures[0]
     return digest
+
+
+def _write_all(target: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(target, data[written:])
 
 
 def _place(partial: str, final: str) -> None:
