@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from .git import GitRunner, split_nul
 
@@ -79,20 +80,42 @@ def files_to_be_staged(runner: GitRunner, pattern: str = ".") -> list[str]:
 
 
 def deleted_files(runner: GitRunner) -> list[str]:
-    """Files deleted from the working tree or the index, from NUL-separated porcelain status."""
-    fields = split_nul(
-        runner.run(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).stdout
+    """Files deleted from the working tree or the index, anywhere in the clone (from stat data:
+    no file is read)."""
+    worktree = runner.run(["diff-files", "-z", "--name-only", "--diff-filter=D"]).stdout
+    staged = runner.run(
+        ["diff-index", "-z", "--cached", "--name-only", "--diff-filter=D", "HEAD"], check=False
+    )  # no HEAD yet: nothing committed, nothing deleted from it
+    return list(dict.fromkeys(split_nul(worktree) + split_nul(staged.stdout)))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What ``git add`` of a pattern would pick up, found from stat data alone: no file is read,
+    so a large LFS file is not run through the clean filter just to learn that it changed."""
+
+    modified: list[str]  # tracked, stat data differs from the index's (content may be the same)
+    untracked: list[str]  # not ignored
+    deleted: list[str]  # anywhere in the clone, from the working tree or the index
+
+
+def changes(runner: GitRunner, pattern: str = ".") -> Changes:
+    """The :class:`Changes` under ``pattern`` (deletions: in the whole clone)."""
+    modified = runner.run(["diff-files", "-z", "--name-only", "--diff-filter=MT", "--", pattern])
+    untracked = runner.run(["ls-files", "-z", "-o", "--exclude-standard", "--", pattern])
+    return Changes(
+        modified=split_nul(modified.stdout),
+        untracked=split_nul(untracked.stdout),
+        deleted=deleted_files(runner),
     )
-    deleted: list[str] = []
-    index = 0
-    while index < len(fields):
-        entry = fields[index]
-        status, path = entry[:2], entry[3:]
-        if "D" in status:
-            deleted.append(path)
-        # A rename or copy is followed by a field holding its source path.
-        index += 2 if status[0] in "RC" else 1
-    return deleted
+
+
+def really_modified(runner: GitRunner, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` whose content differs from the index (git reads them: keep it to
+    files that are not LFS-filtered)."""
+    if not paths:
+        return set()
+    return set(split_nul(runner.run(["ls-files", "-z", "-m", "--", *paths]).stdout))
 
 
 def escape_pattern(path: str) -> str:

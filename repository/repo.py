@@ -296,8 +296,11 @@ class Repository:
                 if os.path.exists(self._gitattributes):
                     extra = [".gitattributes"]
             else:
-                changed = lfs.files_to_be_staged(self._git, pattern)
-                through_lfs = sorted(lfs.lfs_filtered(self._git, changed))
+                changes = lfs.changes(self._git, pattern)
+                staged = [
+                    p for p in changes.untracked + changes.modified if p not in changes.deleted
+                ]
+                through_lfs = sorted(lfs.lfs_filtered(self._git, staged))
             self._stage([pattern, *extra], through_lfs)
 
     def _stage(self, pathspecs: list[str], through_lfs: list[str]) -> None:
@@ -628,12 +631,13 @@ class Repository:
         """Track large/binary files under ``pattern`` with LFS: (newly tracked, every file under
         ``pattern`` that will now go through LFS)."""
         with self._locked():
-            deleted = set(lfs.deleted_files(self._git))
-            candidates = []
-            for path in lfs.files_to_be_staged(self._git, pattern):
-                full = os.path.join(self.local_dir, path)
-                if path not in deleted and os.path.isfile(full) and not os.path.islink(full):
-                    candidates.append(path)
+            changes = lfs.changes(self._git, pattern)
+            deleted = set(changes.deleted)
+            candidates = [
+                path
+                for path in changes.untracked + changes.modified
+                if path not in deleted and _regular_file(os.path.join(self.local_dir, path))
+            ]
             through_lfs = lfs.lfs_filtered(self._git, candidates)
             excluded = through_lfs | lfs.git_ignored(self._git, candidates)
             to_track = []
@@ -645,6 +649,11 @@ class Repository:
                     binary and lfs.is_binary_file(full)
                 ):
                     to_track.append(path)
+            # A tracked file whose stat data changed but not its content is not newly tracked.
+            unchanged = set(changes.modified) - lfs.really_modified(
+                self._git, [path for path in to_track if path in set(changes.modified)]
+            )
+            to_track = [path for path in to_track if path not in unchanged]
             tracked = lfs.add_lfs_lines(self._gitattributes, to_track)
             lfs.remove_lfs_lines(self._gitattributes, deleted)
             return tracked, sorted(through_lfs | set(to_track))
@@ -735,6 +744,10 @@ class Repository:
 
     def _raise(self, result: GitResult) -> None:
         raise classify_failure(result.command, result.returncode, result.stdout, result.stderr)
+
+
+def _regular_file(full: str) -> bool:
+    return os.path.isfile(full) and not os.path.islink(full)
 
 
 def _as_list(patterns: str | Sequence[str]) -> list[str]:

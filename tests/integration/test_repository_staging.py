@@ -207,3 +207,28 @@ def test_the_workflow_pushes_what_it_staged_fast(clone, remote_repo, fast_stores
     assert fast_stores == ["model.bin"]
     oid = hashlib.sha256(data).hexdigest()
     assert remote_repo.server.lfs_object_path(oid).read_bytes() == data
+
+
+def test_a_checkpoint_saved_again_at_the_same_size_is_never_run_through_git_lfs(
+    clone, fast_stores, monkeypatch
+):
+    repo = Repository(clone)
+    write(clone / "model.bin", os.urandom(4 * MiB))
+    repo.git_add()
+    repo.git_commit("step 1")
+    write(clone / "model.bin", os.urandom(4 * MiB), age_s=3)  # step 2: same size, new bytes
+    counter = clone.parent / "filter-runs"
+    counter.write_text("")
+    wrap = f'sh -c \'echo x >> {counter}; exec "$0" "$@"\''
+    for key, value in {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "filter.lfs.process",
+        "GIT_CONFIG_VALUE_0": f"{wrap} git-lfs filter-process",
+        "GIT_CONFIG_KEY_1": "filter.lfs.clean",
+        "GIT_CONFIG_VALUE_1": f"{wrap} git-lfs clean -- %f",
+    }.items():
+        monkeypatch.setenv(key, value)
+    repo.git_add()  # finding out that it changed reads nothing either (stat data only)
+    assert counter.read_text() == ""
+    assert fast_stores == ["model.bin", "model.bin"]
+    assert staged_pointer(clone, "model.bin") == lfs_clean(clone, "model.bin")
