@@ -2,10 +2,11 @@
 
 ``git add`` of an LFS file streams every byte through a pipe to git-lfs's clean filter, which
 hashes it and copies it into the object store, one file after another. Here each large file is
-read once, hashed and copied on that same read (or reflinked, where the filesystem can), files in
-parallel, into ``.git/lfs/objects`` by an atomic rename. Then git itself stages them, with a clean
-filter that answers each path with its pointer instead of reading the file, so the index is
-exactly what a plain ``git add`` writes, real stat data included.
+read once and hashed, while the kernel copies each block just hashed (or the file is reflinked,
+where the filesystem can), files in parallel, into ``.git/lfs/objects`` by an atomic rename.
+Then git itself stages them, with a clean filter that answers each path with its pointer instead
+of reading the file, so the index is exactly what a plain ``git add`` writes, real stat data
+included.
 
 Safety: a file's pointer is only ever given for the content it was made from. A file is taken only
 once it has been quiet for a second (its mtime a second old), so any later write moves its mtime
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -49,8 +50,7 @@ FAST_PATH_MIN_BYTES = 1024**2
 # A file is taken once its last write is this old (see the module docstring).
 QUIET_S = 1.0
 WORKERS_VARIABLE = "LFSREPO_STAGING_WORKERS"
-_BUFFER_BYTES = 8 * 1024**2
-_BUFFERS = 3  # per file: one being read and hashed, one being written, one to spare
+_BUFFER_BYTES = 8 * 1024**2  # one block hashed while the kernel copies the one before
 _NO_REFLINK = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF, errno.EPERM)
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS), no bytes copied
 _FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_clean_filter.py")
@@ -240,60 +240,70 @@ def _quiet_identity(full: str) -> Identity | None:
 
 
 def _copy_and_hash(source: int, target: int) -> hashlib._Hash:
-    """sha256 of ``source``, copied into ``target`` (shared blocks where possible). The copy is
-    written by a second thread while the next block is read and hashed: one file keeps two cores
-    busy (hashlib and os.write release the GIL)."""
+    """sha256 of ``source``, copied into ``target``: shared blocks where the filesystem can,
+    else copied by the kernel (``copy_file_range``) in a second thread, one block behind the
+    hashing, so each block is read from disk once and no byte of the copy passes through Python.
+    """
     digest = hashlib.sha256()
     try:
         fcntl.ioctl(target, _FICLONE, source)
-        cloned = True
     except OSError as error:
         if error.errno not in _NO_REFLINK:
             raise
-        cloned = False
-    if cloned:
-        buffer = bytearray(_BUFFER_BYTES)
-        while count := os.readv(source, [buffer]):
-            digest.update(memoryview(buffer)[:count])
+    else:
+        _hash_blocks(source, digest, lambda offset, count: None)
         return digest
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-    for _ in range(_BUFFERS):
-        free.put(bytearray(_BUFFER_BYTES))
+    hashed: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
     failures: list[OSError] = []
 
-    def write_blocks() -> None:
-        while (block := full.get()) is not None:
-            buffer, count = block
-            try:
-                if not failures:
-                    _write_all(target, memoryview(buffer)[:count])
-            except OSError as error:  # a full disk, say: reported by the reading thread
-                failures.append(error)
-            free.put(buffer)
+    def copy_hashed_blocks() -> None:
+        while (block := hashed.get()) is not None:
+            if not failures:
+                try:
+                    _copy_range(source, target, *block)
+                except OSError as error:  # a full disk, say: reported by the hashing thread
+                    failures.append(error)
 
-    writer = threading.Thread(target=write_blocks, name="lfsrepo-stage-write")
-    writer.start()
+    copier = threading.Thread(target=copy_hashed_blocks, name="lfsrepo-stage-copy")
+    copier.start()
     try:
-        while not failures:
-            buffer = free.get()
-            count = os.readv(source, [buffer])
-            if not count:
-                break
-            digest.update(memoryview(buffer)[:count])
-            full.put((buffer, count))
+        _hash_blocks(source, digest, lambda offset, count: hashed.put((offset, count)), failures)
     finally:
-        full.put(None)
-        writer.join()
+        hashed.put(None)
+        copier.join()
     if failures:
         raise failures[0]
     return digest
 
 
-def _write_all(target: int, data: memoryview) -> None:
-    written = 0
-    while written < len(data):
-        written += os.write(target, data[written:])
+def _hash_blocks(
+    source: int,
+    digest: hashlib._Hash,
+    then: Callable[[int, int], None],
+    failures: Sequence[OSError] = (),
+) -> None:
+    """Hash ``source`` from its start; ``then(offset, count)`` after each block."""
+    buffer = bytearray(_BUFFER_BYTES)
+    offset = 0
+    while not failures and (count := os.preadv(source, [buffer], offset)):
+        digest.update(memoryview(buffer)[:count])
+        then(offset, count)
+        offset += count
+
+
+def _copy_range(source: int, target: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes at ``offset`` from ``source`` to the same offset of ``target``."""
+    while count:
+        try:
+            copied = os.copy_file_range(source, target, count, offset, offset)
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            copied = os.pwrite(target, os.pread(source, count, offset), offset)
+        if not copied:  # the source got shorter: the identity check refuses the copy
+            return
+        offset += copied
+        count -= copied
 
 
 def _place(partial: str, final: str) -> None:
