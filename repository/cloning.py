@@ -12,11 +12,13 @@ content again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
 from collections.abc import Mapping
 
+from .auth import without_credentials
 from .git import GitRunner
 
 logger = logging.getLogger(__name__)
@@ -25,12 +27,29 @@ STAGING = ".lfsrepo-clone"
 _UNFINISHED = os.path.join("lfsrepo", "clone-unfinished")
 
 
-def clone(runner: GitRunner, url: str, local_dir: str, env: Mapping[str, str]) -> None:
+# What a push-only clone checks out: the files that say how paths are stored and where LFS
+# objects go. Everything else stays on the server until someone writes to it.
+PUSH_ONLY_CHECKOUT = (".gitattributes", "/.lfsconfig")
+_NO_FILTER_SUPPORT = "filtering not recognized by server"
+
+
+def clone(
+    runner: GitRunner, url: str, local_dir: str, env: Mapping[str, str], push_only: bool = False
+) -> None:
     """Clone ``url`` into the empty folder ``local_dir`` (LFS content not fetched yet: see
-    :func:`lfs_content_pending`)."""
+    :func:`lfs_content_pending`).
+
+    ``push_only``: a partial clone (no file content from the server, ``--filter=blob:none``)
+    whose working tree holds only the ``.gitattributes`` files and ``.lfsconfig`` (sparse
+    checkout); git fetches the content of any other file the first time it is needed. A server
+    that does not allow filters sends everything, as for a normal clone (with a warning).
+    """
     staging = os.path.join(local_dir, STAGING)
     try:
-        runner.run(["clone", "--", url, staging], cwd=local_dir, env=env)
+        if push_only:
+            _clone_push_only(runner, url, staging, local_dir, env)
+        else:
+            runner.run(["clone", "--", url, staging], cwd=local_dir, env=env)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # local_dir is as empty as before
         raise
@@ -39,6 +58,26 @@ def clone(runner: GitRunner, url: str, local_dir: str, env: Mapping[str, str]) -
     with open(marker, "w"):
         pass
     _move_into_place(local_dir)
+
+
+def _clone_push_only(
+    runner: GitRunner, url: str, staging: str, local_dir: str, env: Mapping[str, str]
+) -> None:
+    cloned = runner.run(
+        ["clone", "--filter=blob:none", "--no-checkout", "--", url, staging], cwd=local_dir, env=env
+    )
+    if _NO_FILTER_SUPPORT in cloned.stderr:
+        logger.warning(
+            "%s does not allow partial clones: the push-only clone downloaded the whole history "
+            "(but no LFS content)",
+            without_credentials(url),
+        )
+    in_clone = functools.partial(runner.run, cwd=staging, env=env)
+    # Later checkouts and pulls leave LFS content on the server too.
+    in_clone(["lfs", "install", "--local", "--skip-smudge"])
+    in_clone(["sparse-checkout", "set", "--no-cone", *PUSH_ONLY_CHECKOUT])
+    if in_clone(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok:
+        in_clone(["read-tree", "-mu", "HEAD"])  # the index whole, the working tree sparse
 
 
 def resume(local_dir: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from filelock import FileLock
 
-from . import cloning, disk, helpers, lfs, recovery, staging, termination
+from . import cloning, disk, helpers, lfs, pruning, recovery, staging, termination
 from .auth import Token, resolve_token, split_credentials, with_username, without_credentials
 from .commands import CommandInProgress, queue_for_clone
 from .errors import (
@@ -50,6 +50,11 @@ class Repository:
     (a string, or ``True`` for ``LFSREPO_TOKEN``/``HF_TOKEN``) reaches git only through each
     command's environment. Attaching repairs what a killed process left in the clone
     (docs/reliability.md) and wires in the large-file agent, as the legacy constructor did.
+
+    ``push_only=True`` clones for pushing into a big repository without downloading it: no file
+    content and no LFS object comes from the server, only the commits and trees (a partial
+    clone), and the working tree holds just the ``.gitattributes`` files; write files anywhere
+    in it, and add, commit and push as usual (docs/push-only.md).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class Repository:
         client: object | None = None,
         *,
         progress_bars: bool | None = None,
+        push_only: bool = False,
     ) -> None:
         if repo_type is not None or client is not None:
             warnings.warn(
@@ -75,7 +81,8 @@ class Repository:
             )
         self.check_git_versions()
         self.local_dir = os.path.abspath(os.fspath(local_dir))
-        self.skip_lfs_files = skip_lfs_files
+        self.skip_lfs_files = skip_lfs_files or push_only
+        self._push_only = push_only
         self._repo_type = repo_type
         resolved = resolve_token(token)
         self._token = Token(resolved) if resolved is not None else None
@@ -198,7 +205,9 @@ class Repository:
         with LfsProgress(bars_wanted(self._progress_bars)) as progress:
             environment = {"GIT_LFS_SKIP_SMUDGE": "1", **progress.environment}
             with self._disk_full_is_an_error("cloning", "nothing was kept of the clone"):
-                cloning.clone(self._git.with_remote(url), url, self.local_dir, environment)
+                cloning.clone(
+                    self._git.with_remote(url), url, self.local_dir, environment, self._push_only
+                )
             self._attach(progress.environment)
 
     def git_config_username_and_email(
@@ -254,8 +263,16 @@ class Repository:
         return self._auto_track(pattern, binary=False, large=True)[0]
 
     def lfs_prune(self, recent: bool = False) -> None:
-        """Delete local LFS objects that were pushed and are no longer needed."""
+        """Delete local LFS objects that were pushed and are no longer needed.
+
+        In a partial clone (``push_only``), where ``git lfs prune`` cannot work, every object
+        that no unpushed commit and no staged file needs is deleted (see pruning.py).
+        """
         with self._locked():
+            if pruning.is_partial_clone(self._git):
+                deleted = pruning.prune_unneeded(self._git, self._git_dir)
+                logger.info("Deleted %d pushed LFS object(s) from %s", deleted, self.local_dir)
+                return
             self._git.run(["lfs", "prune", *(["--recent"] if recent else [])])
 
     # ----- the everyday verbs ----------------------------------------------------------------
@@ -324,6 +341,8 @@ class Repository:
             if through_lfs and staging.fast_path_usable(self._git)
             else []
         )
+        # In a sparse checkout (a push-only clone), files outside its patterns are staged too.
+        sparse = ["--sparse"] if os.path.exists(self._sparse_checkout_file) else []
         if stored:
             with staging.clean_filter(self._git_dir, stored) as options:
                 self._git.run(
@@ -333,12 +352,13 @@ class Repository:
                         "-c",
                         "core.fsync=index",
                         "add",
+                        *sparse,
                         "--pathspec-from-file=-",
                         "--pathspec-file-nul",
                     ],
                     input=lfs.nul_joined(item.path for item in stored),
                 )
-        self._git.run(["-c", "core.fsync=index", "add", "--", *pathspecs])
+        self._git.run(["-c", "core.fsync=index", "add", *sparse, "--", *pathspecs])
         disk.flush(self.local_dir, self._git_dir)
 
     @contextlib.contextmanager
@@ -520,6 +540,10 @@ class Repository:
     @property
     def _gitattributes(self) -> str:
         return os.path.join(self.local_dir, ".gitattributes")
+
+    @property
+    def _sparse_checkout_file(self) -> str:
+        return os.path.join(self._git_dir, "info", "sparse-checkout")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -187,6 +187,8 @@ class RepoStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.git.output(["init", "--quiet", "--bare", "--initial-branch=main", str(path)])
             self.git.output(["config", "http.receivepack", "true"], cwd=path)
+            # Partial clones (`--filter=blob:none`), as GitHub and GitLab allow them.
+            self.git.output(["config", "uploadpack.allowFilter", "true"], cwd=path)
         return path
 
     def commit_files(
