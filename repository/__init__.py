@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         is_tracked_with_lfs,
     )
     from .repo import Repository
+    from .upload import UploadResult, upload
 
 __version__ = "0.2.0"
 
@@ -66,6 +67,7 @@ __all__ = [
     "Repository",
     "RepositoryError",
     "RevisionNotFoundError",
+    "UploadResult",
     "commits_to_push",
     "files_to_be_staged",
     "is_binary_file",
@@ -74,6 +76,7 @@ __all__ = [
     "is_local_clone",
     "is_tracked_upstream",
     "is_tracked_with_lfs",
+    "upload",
     "wait_for_all_commands",
 ]
 
@@ -83,6 +86,8 @@ _HOMES = {
     "CommandInProgress": ".commands",
     "wait_for_all_commands": ".commands",
     "Repository": ".repo",
+    "UploadResult": ".upload",
+    "upload": ".upload",
 }
 _HOMES.update((name, ".errors") for name in __all__ if name.endswith("Error"))
 _HOMES.update((name, ".helpers") for name in __all__ if name not in _HOMES)  # the legacy helpers
