@@ -17,9 +17,10 @@ from ..support.kill_loop import Job
 MiB = 1024**2
 
 
-def lfsrepo_upload(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def lfsrepo_upload(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "repository.cli", "upload", *args],
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
