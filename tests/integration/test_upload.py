@@ -17,7 +17,9 @@ from ..support.kill_loop import Job
 MiB = 1024**2
 
 
-def lfsrepo_upload(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def lfsrepo_upload(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "repository.cli", "upload", *args],
         check=False,
