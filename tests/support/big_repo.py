@@ -82,5 +82,5 @@ def make_big_repo(
         no_filters = ["-c", "filter.lfs.process=", "-c", "filter.lfs.clean=cat"]
         git(work, *no_filters, "-c", "filter.lfs.required=false", "add", "-A")
         git(work, "commit", "-q", "-m", f"{files} files and {lfs_objects} LFS objects")
-        git(work, "push", "-q", str(server.repo_path(name)), "main:main")
+        git(work, "push", "-q", "--no-verify", str(server.repo_path(name)), "main:main")
     return BigRepo(url, name, files, oids)
