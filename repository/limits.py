@@ -29,7 +29,7 @@ import struct
 import sys
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import LimitExceededError, RepositoryError
@@ -48,6 +48,7 @@ VARIABLES = {
     "max_repo_files": ("LFSREPO_MAX_REPO_FILES", "files"),
 }
 _SHOWN = 5  # examples named in a message
+_ARGV_BYTES = 100_000  # pathspecs per git command: far below any system's argument limit
 _INDEX_HEADER = struct.Struct(">4sII")  # "DIRC", version, number of entries (gitformat-index)
 # Frames a warning should not point at: ours, and contextlib's, which runs commit()'s code after
 # the user's block.
@@ -264,32 +265,43 @@ def _warn_crowded_folders(
 
 def _children_in_head(git: GitRunner, folders: Iterable[str]) -> dict[str, set[str]]:
     """The names directly in each of ``folders`` in HEAD (none for a folder HEAD does not have,
-    or without a HEAD), from one ``git ls-tree`` that reads those folders' trees only."""
-    wanted = set(folders)
-    listing = git.run(
-        [
-            "--literal-pathspecs",
-            "ls-tree",
-            "--full-tree",
-            "--name-only",
-            "-z",
-            "HEAD",
-            "--",
-            *sorted(f"{folder}/" if folder else "." for folder in wanted),
-        ],
-        check=False,
-    )
-    if not listing.ok:
-        logger.debug("no entries counted from HEAD: %s", listing.stderr.strip())
-    children: dict[str, set[str]] = {folder: set() for folder in wanted}
-    for path in split_nul(listing.stdout) if listing.ok else []:
-        # A listed folder that is also wanted is shown by its contents, not by its own name.
-        parts = path.split("/")
-        for depth in range(len(parts)):
-            folder = "/".join(parts[:depth])
-            if folder in children:
-                children[folder].add(parts[depth])
+    or without a HEAD), from ``git ls-tree``, which reads those folders' trees only: one command
+    unless the folders' names are too many for one command line."""
+    children: dict[str, set[str]] = {folder: set() for folder in folders}
+    pathspecs = sorted(f"{folder}/" if folder else "." for folder in children)
+    for batch in _batches(pathspecs, _ARGV_BYTES):
+        command = ["--literal-pathspecs", "ls-tree", "--full-tree", "--name-only", "-z", "HEAD"]
+        listing = git.run([*command, "--", *batch], check=False)
+        if not listing.ok:  # no commit yet: every entry is new
+            logger.debug("no entries counted from HEAD: %s", listing.stderr.strip())
+            return children
+        for path in split_nul(listing.stdout):
+            # A listed folder that is also wanted is shown by its contents, not by its name.
+            parts = path.split("/")
+            for depth in range(len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder in children:
+                    children[folder].add(parts[depth])
     return children
+
+
+def _batches(items: Sequence[str], max_bytes: int) -> Iterator[list[str]]:
+    """``items`` in consecutive batches of at most ``max_bytes`` (but at least one item each).
+
+    Example:
+        >>> list(_batches(["aa", "bb", "c"], 4))
+        [['aa', 'bb'], ['c']]
+    """
+    batch: list[str] = []
+    size = 0
+    for item in items:
+        if batch and size + len(item) > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item)
+    if batch:
+        yield batch
 
 
 def _warn_repository_files(git_dir: str, new: Sequence[str], deleted: set[str], limit: int) -> None:

@@ -294,3 +294,40 @@ def test_the_checks_read_only_the_folder_added_to(git_server, remote_repo, tmp_p
     [warned] = limit_warnings(caught)
     # 3,000 seeded, the server's .gitattributes, new-1.txt staged before, new-2.txt: exact.
     assert "the repository will hold at least 3,003 files (1 added)" in str(warned.message)
+
+
+@pytest.mark.parametrize("argv_bytes", [100_000, 1], ids=["one-command", "one-per-folder"])
+def test_a_new_folder_is_a_new_entry_of_its_parent(
+    git_server, remote_repo, tmp_path, monkeypatch, argv_bytes
+):
+    monkeypatch.setattr("repository.limits._ARGV_BYTES", argv_bytes)
+    seed = {f"r{i}": b"r" for i in range(1, 5)} | {"a/b/1": b"1", "a/b/2": b"2"}
+    url = git_server.create_repo(f"{remote_repo.name}-seeded", files=seed)
+    clone = tmp_path / "clone"
+    repo = Repository(clone, clone_from=url, limits=RepositoryLimits(max_folder_entries=2))
+    # The top folder holds r1-r4, a/ and .gitattributes: one over already, and deep/ is new there.
+    for path in ("deep/x/y/z.txt", "a/b/3", "a/c/1"):
+        (clone / path).parent.mkdir(parents=True, exist_ok=True)
+        (clone / path).write_text(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repo.git_add()
+    [warned] = limit_warnings(caught)
+    assert str(warned.message).startswith(
+        "2 folders will hold more than the recommended 2 entries per folder (files and folders "
+        "directly in it): the top folder (at least 7), a/b/ (at least 3). "
+    )  # a/ now holds b/ and c/, deep/x/ and deep/x/y/ one entry each: within the limit
+
+
+def test_files_deleted_in_the_same_add_are_not_counted(git_server, remote_repo, tmp_path):
+    seed = {f"data/{i}": b"d" for i in range(1, 6)}
+    url = git_server.create_repo(f"{remote_repo.name}-seeded", files=seed)
+    clone = tmp_path / "clone"
+    repo = Repository(clone, clone_from=url, limits=RepositoryLimits(max_folder_entries=5))
+    (clone / "data" / "1").unlink()
+    (clone / "data" / "6").write_text("6")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repo.git_add()
+    assert [str(w.message) for w in limit_warnings(caught)] == []
+    assert git(clone, "diff", "--cached", "--name-status").stdout == "D\tdata/1\nA\tdata/6\n"
