@@ -9,7 +9,8 @@ overrides both. Docs: docs/limits.md.
 
 Each check costs O(files being added): sizes come from one ``lstat`` per staged file, the
 repository's file count from the index's 12-byte header, a folder's entries from one
-``git ls-tree`` of the folders that gain entries (their direct children in HEAD only). Counts are
+``git ls-tree`` of the folders that gain entries (their direct children in HEAD only), and only
+when the repository has enough files to crowd a folder. Counts are
 lower bounds (see :func:`check_staging`), so a warning is never given for a repository that is
 within the limits.
 
@@ -139,10 +140,15 @@ def check_staging(limits: RepositoryLimits, git: GitRunner, git_dir: str, change
     new = [path.rstrip("/") for path in changes.untracked]  # an embedded clone is listed "sub/"
     if not new:
         return  # nothing added: no folder or repository grows
+    indexed = index_entries(git_dir)
+    if indexed is None:
+        logger.debug("the index header of %s is not one git writes: files not counted", git_dir)
     if limits.max_folder_entries is not None:
-        _warn_crowded_folders(git, new, deleted, limits.max_folder_entries)
-    if limits.max_repo_files is not None:
-        _warn_repository_files(git_dir, new, deleted, limits.max_repo_files)
+        # Each entry a folder has in HEAD holds a file of the index or one deleted from it.
+        most = None if indexed is None else indexed + len(deleted)
+        _warn_crowded_folders(git, new, deleted, limits.max_folder_entries, most)
+    if limits.max_repo_files is not None and indexed is not None:
+        _warn_repository_files(indexed, new, deleted, limits.max_repo_files)
 
 
 def describe_size(count: int) -> str:
@@ -228,13 +234,17 @@ def _warn_large(sizes: Mapping[str, int], limit: int) -> None:
 
 
 def _warn_crowded_folders(
-    git: GitRunner, new: Sequence[str], deleted: set[str], limit: int
+    git: GitRunner, new: Sequence[str], deleted: set[str], limit: int, most: int | None
 ) -> None:
+    """``most``: how many entries a folder can have in HEAD at most, if known; when no folder can
+    then go past ``limit``, none is listed."""
     added: defaultdict[str, set[str]] = defaultdict(set)  # folder -> names the add brings
     for path in new:
         parts = path.split("/")
         for depth in range(len(parts)):
             added["/".join(parts[:depth])].add(parts[depth])
+    if most is not None and most + max(map(len, added.values())) <= limit:
+        return
     removed: defaultdict[str, set[str]] = defaultdict(set)
     for path in deleted:
         folder, _, name = path.rpartition("/")
@@ -304,11 +314,7 @@ def _batches(items: Sequence[str], max_bytes: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _warn_repository_files(git_dir: str, new: Sequence[str], deleted: set[str], limit: int) -> None:
-    indexed = index_entries(git_dir)
-    if indexed is None:
-        logger.debug("the index header of %s is not one git writes: files not counted", git_dir)
-        return
+def _warn_repository_files(indexed: int, new: Sequence[str], deleted: set[str], limit: int) -> None:
     files = max(indexed - len(deleted), 0) + len(new)
     if files > limit:
         _warn(

@@ -259,7 +259,8 @@ def test_commit_warns_at_the_users_line_and_pushes_anyway(git_server, remote_rep
 
 def test_the_checks_read_only_the_folder_added_to(remote_repo, tmp_path, monkeypatch):
     """3,000 files in 30 folders: adding one file lists that folder's 100 entries, in one git
-    command, and counts the repository's files from the index header."""
+    command, or none at all while the repository has too few files to crowd a folder; the
+    repository's files are counted from the index header."""
     clone = tmp_path / "clone"
     Repository(clone, clone_from=remote_repo.url)
     for folder in range(30):
@@ -278,26 +279,30 @@ def test_the_checks_read_only_the_folder_added_to(remote_repo, tmp_path, monkeyp
 
     monkeypatch.setattr(GitRunner, "run", recording_run)
 
-    unlimited = Repository(clone, limits=NO_LIMITS)
-    (clone / "f07" / "new-1.txt").write_text("1")
-    commands.clear()
-    unlimited.git_add()
+    def add_one(name: str, limits: RepositoryLimits) -> list[warnings.WarningMessage]:
+        repo = Repository(clone, limits=limits)
+        (clone / "f07" / name).write_text(name)
+        commands.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            repo.git_add()
+        return limit_warnings(caught)
+
+    add_one("new-1.txt", NO_LIMITS)
     without_checks = len(commands)
 
-    limited = Repository(clone, limits=RepositoryLimits(max_repo_files=3000))
-    (clone / "f07" / "new-2.txt").write_text("2")
-    commands.clear()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        limited.git_add()
+    assert add_one("new-2.txt", RepositoryLimits()) == []
+    assert len(commands) == without_checks  # 3,002 files cannot put 10,001 in one folder
 
+    [warned] = add_one("new-3.txt", RepositoryLimits(max_folder_entries=150, max_repo_files=3002))
     assert len(commands) == without_checks + 1
     [listing] = [c for c in commands if "ls-tree" in c.command]
     assert listing.command[-2:] == ["--", "f07/"]
     assert len(listing.stdout.split("\0")[:-1]) == 100  # f07's files in HEAD
-    [warned] = limit_warnings(caught)
-    # 3,000 committed, new-1.txt staged before, new-2.txt: exact.
-    assert "the repository will hold at least 3,002 files (1 added)" in str(warned.message)
+    # 3,000 committed, new-1.txt and new-2.txt staged before, new-3.txt: exact.
+    assert str(warned.message).startswith(
+        "the repository will hold at least 3,003 files (1 added), over the recommended 3,002."
+    )
 
 
 @pytest.mark.parametrize("argv_bytes", [100_000, 1], ids=["one-command", "one-per-folder"])
