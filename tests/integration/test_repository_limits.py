@@ -19,6 +19,7 @@ from repository import (
     Repository,
     RepositoryError,
     RepositoryLimits,
+    upload,
 )
 from repository.git import GitResult, GitRunner
 from repository.lfs import changes
@@ -340,3 +341,37 @@ def test_files_deleted_in_the_same_add_are_not_counted(git_server, remote_repo, 
         repo.git_add()
     assert [str(w.message) for w in limit_warnings(caught)] == []
     assert git(clone, "diff", "--cached", "--name-status").stdout == "D\tdata/1\nA\tdata/6\n"
+
+
+def test_a_push_only_clone_counts_what_is_not_on_disk(git_server, remote_repo, tmp_path):
+    seed = {f"data/{i}": b"d" for i in range(1, 5)}  # and the server's .gitattributes
+    url = git_server.create_repo(f"{remote_repo.name}-seeded", files=seed)
+    clone = tmp_path / "clone"
+    limits = RepositoryLimits(max_folder_entries=5, max_repo_files=6)
+    repo = Repository(clone, clone_from=url, push_only=True, limits=limits)
+    assert not (clone / "data" / "1").exists()  # the working tree holds .gitattributes only
+    (clone / "data").mkdir()
+    (clone / "data" / "5").write_text("5")
+    (clone / "data" / "6").write_text("6")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repo.push_to_hub("two more")
+    assert [str(w.message).partition(",")[0] for w in limit_warnings(caught)] == [
+        "data/ will hold at least 6 entries",
+        "the repository will hold at least 7 files (2 added)",
+    ]
+    remote = git_server.repo_path(f"{remote_repo.name}-seeded")
+    assert git(remote, "ls-tree", "--name-only", "main", "data/").stdout.split() == [
+        f"data/{i}" for i in range(1, 7)
+    ]
+
+
+def test_upload_is_refused_too(remote_repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("LFSREPO_MAX_FILE_SIZE", "100")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "small.txt").write_text("small")
+    (folder / "big.bin").write_bytes(os.urandom(101))
+    with pytest.raises(LimitExceededError, match=r"big\.bin is 101 bytes"):
+        upload(remote_repo.url, folder, work_dir=tmp_path / "cache")
+    assert remote_repo.server.list_refs(remote_repo.name) == {}
