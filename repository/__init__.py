@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         FolderNotFoundError,
         GitCommandError,
         GitNotFoundError,
+        LimitExceededError,
         NotAGitRepositoryError,
         NothingToCommitError,
         PushRejectedError,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         is_tracked_upstream,
         is_tracked_with_lfs,
     )
+    from .limits import LimitWarning, RepositoryLimits
     from .repo import Repository
     from .upload import UploadResult, upload
 
@@ -61,11 +63,14 @@ __all__ = [
     "FolderNotFoundError",
     "GitCommandError",
     "GitNotFoundError",
+    "LimitExceededError",
+    "LimitWarning",
     "NotAGitRepositoryError",
     "NothingToCommitError",
     "PushRejectedError",
     "Repository",
     "RepositoryError",
+    "RepositoryLimits",
     "RevisionNotFoundError",
     "UploadResult",
     "commits_to_push",
@@ -85,7 +90,9 @@ __all__ = [
 _HOMES = {
     "CommandInProgress": ".commands",
     "wait_for_all_commands": ".commands",
+    "LimitWarning": ".limits",
     "Repository": ".repo",
+    "RepositoryLimits": ".limits",
     "UploadResult": ".upload",
     "upload": ".upload",
 }

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class RepositoryError(OSError):
@@ -52,6 +52,23 @@ class DiskFullError(RepositoryError):
     """Not enough disk space for what was asked: said before staging when it can be known, or
     after a command ran out of it (nothing on disk is damaged either way).
     """
+
+
+class LimitExceededError(RepositoryError):
+    """Files over the repository's size limit for one file (``Repository(limits=...)``,
+    ``LFSREPO_MAX_FILE_SIZE``): nothing was staged. ``files`` maps each one's path to its size,
+    ``limit`` is the limit, both in bytes.
+
+    Example:
+        >>> error = LimitExceededError("cannot stage: ...", {"big.bin": 51}, 50)
+        >>> error.files, error.limit
+        ({'big.bin': 51}, 50)
+    """
+
+    def __init__(self, message: str, files: Mapping[str, int], limit: int) -> None:
+        super().__init__(message)
+        self.files = dict(files)
+        self.limit = limit
 
 
 class NotAGitRepositoryError(RepositoryError, ValueError):

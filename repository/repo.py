@@ -30,6 +30,7 @@ from .errors import (
     RevisionNotFoundError,
 )
 from .git import GitResult, GitRunner, classify_failure, require_git_and_lfs
+from .limits import RepositoryLimits, check_staging
 from .progress import LfsProgress, bars_wanted
 from .push import PushTarget, RebaseRaced, follow_push, rebase_onto_remote
 
@@ -54,7 +55,9 @@ class Repository:
     ``push_only=True`` clones for pushing into a big repository without downloading it: no file
     content and no LFS object comes from the server, only the commits and trees (a partial
     clone), and the working tree holds just the ``.gitattributes`` files; write files anywhere
-    in it, and add, commit and push as usual (docs/push-only.md).
+    in it, and add, commit and push as usual (docs/push-only.md). ``limits``: what staging
+    refuses or warns about (docs/limits.md); by default the Hub's, or what the environment sets
+    (``LFSREPO_MAX_FILE_SIZE``, ...).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Repository:
         *,
         progress_bars: bool | None = None,
         push_only: bool = False,
+        limits: RepositoryLimits | None = None,
     ) -> None:
         if repo_type is not None or client is not None:
             warnings.warn(
@@ -87,6 +91,7 @@ class Repository:
         resolved = resolve_token(token)
         self._token = Token(resolved) if resolved is not None else None
         self._progress_bars = progress_bars
+        self._limits = limits if limits is not None else RepositoryLimits.from_environment()
         self._queue = queue_for_clone(self.local_dir)
         self._git = GitRunner(self.local_dir, self._token)
         self._lock: FileLock | None = None
@@ -296,7 +301,9 @@ class Repository:
     def git_add(self, pattern: str = ".", auto_lfs_track: bool = False) -> None:
         """Stage ``pattern`` (additions, changes and deletions) through git, so LFS filters apply.
 
-        ``auto_lfs_track=True`` first tracks large and binary files with LFS.
+        ``auto_lfs_track=True`` first tracks large and binary files with LFS. Checked first against
+        the clone's limits (docs/limits.md): a file over the size limit raises
+        :class:`~repository.errors.LimitExceededError` before anything is done.
         """
         with (
             self._locked(),
@@ -304,16 +311,19 @@ class Repository:
                 "staging", "nothing was staged (the index and HEAD are as before)"
             ),
         ):
+            changes = lfs.changes(self._git, pattern)
+            check_staging(self._limits, self._git, self._git_dir, changes)
             extra: list[str] = []
             if auto_lfs_track:
-                tracked, through_lfs = self._auto_track(pattern, binary=True, large=True)
+                tracked, through_lfs = self._auto_track(
+                    pattern, binary=True, large=True, changes=changes
+                )
                 if tracked:
                     shown = ", ".join(tracked[:5]) + (", ..." if len(tracked) > 5 else "")
                     logger.warning("Tracking %d file(s) with Git LFS: %s", len(tracked), shown)
                 if os.path.exists(self._gitattributes):
                     extra = [".gitattributes"]
             else:
-                changes = lfs.changes(self._git, pattern)
                 staged = [
                     p for p in changes.untracked + changes.modified if p not in changes.deleted
                 ]
@@ -651,11 +661,14 @@ class Repository:
         result = self._git.run(["remote", "get-url", remote], check=False)
         return self._git.with_remote(result.stdout.strip() if result.ok else remote)
 
-    def _auto_track(self, pattern: str, binary: bool, large: bool) -> tuple[list[str], list[str]]:
+    def _auto_track(
+        self, pattern: str, binary: bool, large: bool, changes: lfs.Changes | None = None
+    ) -> tuple[list[str], list[str]]:
         """Track large/binary files under ``pattern`` with LFS: (newly tracked, every file under
-        ``pattern`` that will now go through LFS)."""
+        ``pattern`` that will now go through LFS); ``changes``: those of ``pattern`` if known."""
         with self._locked():
-            changes = lfs.changes(self._git, pattern)
+            if changes is None:
+                changes = lfs.changes(self._git, pattern)
             deleted = set(changes.deleted)
             candidates = [
                 path
