@@ -134,7 +134,7 @@ def check_staging(limits: RepositoryLimits, git: GitRunner, git_dir: str, change
     staged = [path for path in changes.untracked + changes.modified if path not in deleted]
     sizes = _sizes(git.workdir, staged)
     if limits.max_file_size is not None:
-        _refuse_oversized(sizes, limits.max_file_size)
+        refuse_oversized(sizes, limits.max_file_size)
     if limits.recommended_file_size is not None:
         _warn_large(sizes, limits.recommended_file_size)
     new = [path.rstrip("/") for path in changes.untracked]  # an embedded clone is listed "sub/"
@@ -201,7 +201,8 @@ def _sizes(workdir: str, paths: Iterable[str]) -> dict[str, int]:
     return sizes
 
 
-def _refuse_oversized(sizes: Mapping[str, int], limit: int) -> None:
+def refuse_oversized(sizes: Mapping[str, int], limit: int) -> None:
+    """Raise :class:`LimitExceededError` naming every file of ``sizes`` over ``limit`` bytes."""
     over = {path: size for path, size in sizes.items() if size > limit}
     if not over:
         return

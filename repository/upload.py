@@ -38,6 +38,7 @@ import filelock
 from .auth import without_credentials
 from .errors import FolderNotFoundError, GitCommandError, NothingToCommitError, RepositoryError
 from .helpers import commits_to_push, is_tracked_upstream
+from .limits import RepositoryLimits, refuse_oversized
 from .repo import Repository
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def upload(
     commit_message: str | None = None,
     work_dir: str | os.PathLike[str] | None = None,
     progress_bars: bool | None = None,
+    limits: RepositoryLimits | None = None,
     on_commit: Callable[[int, int, str | None], None] | None = None,
 ) -> UploadResult:
     """Upload ``local_path`` (a file or a folder) to ``path_in_repo`` of the repository at ``url``.
@@ -84,18 +86,29 @@ def upload(
     commits of at most that many files, each pushed before the next; ``on_commit(done, total,
     url)`` is called after each batch, with the URL of the commit pushed (None: the repository
     had the batch already). Run it again after a failure or a kill: what the
-    repository has already is not committed again. Raises :class:`RepositoryError` subclasses.
+    repository has already is not committed again. A file over the size limit (docs/limits.md;
+    ``limits`` as for :class:`Repository`) is refused before anything is placed or sent. Raises
+    :class:`RepositoryError` subclasses.
     """
     if files_per_commit is not None and files_per_commit < 1:
         raise ValueError(f"files_per_commit must be 1 or more, not {files_per_commit}")
     files = sorted(_files_to_upload(os.path.abspath(os.fspath(local_path)), path_in_repo))
+    limits = limits if limits is not None else RepositoryLimits.from_environment()
+    if limits.max_file_size is not None:
+        sizes = {repo_path: os.path.getsize(source) for repo_path, source in files}
+        refuse_oversized(sizes, limits.max_file_size)
     result = UploadResult(files=len(files))
     clone = os.path.abspath(os.fspath(work_dir or default_work_dir(url)))
     os.makedirs(os.path.dirname(clone), exist_ok=True)
     try:
         with filelock.FileLock(clone + ".lock", timeout=0):
             repo = Repository(
-                clone, clone_from=url, token=token, push_only=True, progress_bars=progress_bars
+                clone,
+                clone_from=url,
+                token=token,
+                push_only=True,
+                progress_bars=progress_bars,
+                limits=limits,
             )
             _push_what_a_killed_run_committed(repo, result)
             size = files_per_commit or max(len(files), 1)

@@ -375,3 +375,4 @@ def test_upload_is_refused_too(remote_repo, tmp_path, monkeypatch):
     with pytest.raises(LimitExceededError, match=r"big\.bin is 101 bytes"):
         upload(remote_repo.url, folder, work_dir=tmp_path / "cache")
     assert remote_repo.server.list_refs(remote_repo.name) == {}
+    assert not (tmp_path / "cache").exists()  # refused before a clone, or a copy, was made
