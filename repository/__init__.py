@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     )
     from .limits import LimitWarning, RepositoryLimits
     from .repo import Repository
+    from .scheduler import CommitScheduler
     from .upload import UploadResult, upload
 
 __version__ = "0.2.0"
@@ -59,6 +60,7 @@ __all__ = [
     "AuthenticationError",
     "CloneConflictError",
     "CommandInProgress",
+    "CommitScheduler",
     "DiskFullError",
     "FolderNotFoundError",
     "GitCommandError",
@@ -95,6 +97,7 @@ _HOMES = {
     "RepositoryLimits": ".limits",
     "UploadResult": ".upload",
     "upload": ".upload",
+    "CommitScheduler": ".scheduler",
 }
 _HOMES.update((name, ".errors") for name in __all__ if name.endswith("Error"))
 _HOMES.update((name, ".helpers") for name in __all__ if name not in _HOMES)  # the legacy helpers

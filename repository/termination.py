@@ -13,6 +13,10 @@ is installed, and taken away again by the next lfsrepo call after the pushes fin
 lets only the main thread change signal handlers); when it is called with nothing pending it
 passes the signal on at once. A handler the application installs later replaces it.
 
+A final flush (a ``CommitScheduler``'s last commit and push, see scheduler.py) registers with
+:func:`add_final_flush` and arms the handler too: on SIGTERM it runs first, within the same grace
+period, and the pushes it queued are then waited for like any other.
+
 Example:
     >>> grace_seconds({"LFSREPO_TERM_GRACE": "7.5"})
     7.5
@@ -23,7 +27,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -34,6 +39,8 @@ DEFAULT_GRACE_S = 20.0
 
 _previous: Any = None  # the handler ours replaced, while ours is installed
 _waiting = False
+# Each is called with the monotonic deadline of the grace period, and returns by then.
+_final_flushes: list[Callable[[float], None]] = []
 
 
 def grace_seconds(environ: Mapping[str, str] = os.environ) -> float:
@@ -54,12 +61,24 @@ def arm() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def add_final_flush(flush: Callable[[float], None]) -> None:
+    """Run ``flush(deadline)`` on SIGTERM, before waiting for pending pushes (see :func:`arm`)."""
+    _final_flushes.append(flush)
+
+
+def remove_final_flush(flush: Callable[[float], None]) -> None:
+    """Undo :func:`add_final_flush` (nothing if it is not registered)."""
+    if flush in _final_flushes:
+        _final_flushes.remove(flush)
+
+
 def disarm_if_idle() -> None:
     """Put the previous handler back when nothing is pending and ours is still the one set."""
     if (
         threading.current_thread() is threading.main_thread()
         and _is_ours()
         and not pending_commands()
+        and not _final_flushes
         and not _waiting
     ):
         _restore()
@@ -80,12 +99,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if _waiting:
         raise StopWaiting("a second SIGTERM")
     previous = _previous
-    if pending_commands():
+    if pending_commands() or _final_flushes:
         grace = grace_seconds()
+        deadline = time.monotonic() + grace
         _waiting = True
         try:
+            try:
+                for flush in list(_final_flushes):
+                    flush(deadline)
+            except StopWaiting:
+                deadline = time.monotonic()  # stop the pushes at once
             wait_for_all_commands(
-                timeout=grace, stop_hint=f"SIGTERM: up to {grace:g} s; SIGTERM again"
+                timeout=max(0.0, deadline - time.monotonic()),
+                stop_hint=f"SIGTERM: up to {grace:g} s; SIGTERM again",
             )
         finally:
             _waiting = False
