@@ -137,7 +137,8 @@ class CommitScheduler:
         self._unpushed: bool | None = None  # None: not known before the first tick
         self._failures = 0
         self._retry_at = 0.0
-        self._deadline: float | None = None  # of a final flush at exit or SIGTERM
+        self._pushed: str | None = None  # the last commit this scheduler pushed
+        self._give_up_lock_at: float | None = None  # set by a final flush at exit or SIGTERM
         self._condition = threading.Condition()
         self._triggers: list[Future[str | None]] = []
         self._stopping = False
@@ -182,8 +183,9 @@ class CommitScheduler:
         return self._ticks
 
     def trigger(self) -> Future[str | None]:
-        """Ask for a tick now; the future gives the sha of the remote branch once what the folder
-        holds now is pushed (None: nothing to commit or push), or the error.
+        """Ask for a tick now. The future gives the sha of the commit that holds what the folder
+        holds now, once it is on the remote (None while the folder never had anything to
+        commit), or the tick's error.
 
         Triggers made while a push runs share the one tick that follows it.
         """
@@ -242,7 +244,7 @@ class CommitScheduler:
     def _tick(self, final: bool, asked: bool) -> str | None:
         """One tick: copy what changed, commit, push when due. Returns the pushed sha, if any."""
         self._ticks += 1
-        snapshot = self._snapshot(final)
+        snapshot = self._snapshot()
         copied = False
         for name, status in snapshot.items():
             known = self._copies.get(name)
@@ -265,25 +267,24 @@ class CommitScheduler:
             self._unpushed = self._branch_ahead()
         if not self._unpushed:
             self.last_error = None
-            return None
+            return self._pushed
         if not (asked or time.monotonic() >= self._retry_at):
             return None  # backing off after a failed push; the commit waits in the clone
-        return self._push()
+        self._pushed = self._push()
+        return self._pushed
 
-    def _snapshot(self, final: bool) -> dict[str, _Stat]:
-        """Stat data of the folder's files, taken under :attr:`lock`."""
-        if not final or self._deadline is None:
-            with self.lock:
-                return self._walk()
-        wait = max(0.0, min(FINAL_LOCK_WAIT_S, self._deadline - time.monotonic()))
-        held = self.lock.acquire(timeout=wait)
-        try:
-            if not held:
+    def _snapshot(self) -> dict[str, _Stat]:
+        """Stat data of the folder's files, taken under :attr:`lock`, unless a final flush
+        has waited for it ``FINAL_LOCK_WAIT_S`` already."""
+        while not self.lock.acquire(timeout=0.05):
+            give_up_at = self._give_up_lock_at
+            if give_up_at is not None and time.monotonic() >= give_up_at:
                 logger.warning("Taking %s without its lock for the last flush", self.folder_path)
+                return self._walk()
+        try:
             return self._walk()
         finally:
-            if held:
-                self.lock.release()
+            self.lock.release()
 
     def _walk(self) -> dict[str, _Stat]:
         found: dict[str, _Stat] = {}
@@ -397,7 +398,7 @@ class CommitScheduler:
     def _flush_before(self, deadline: float) -> None:
         """SIGTERM (termination.py): the final tick, within ``deadline``. A push still running
         then is termination.py's to stop and report; none starts any more."""
-        self._deadline = deadline
+        self._give_up_lock_at = min(deadline, time.monotonic() + FINAL_LOCK_WAIT_S)
         self._request_stop()
         try:
             futures.wait([self._final], timeout=max(0.0, deadline - time.monotonic()))
@@ -407,7 +408,7 @@ class CommitScheduler:
 
     def _finish_at_exit(self, deadline: float) -> None:
         """Interpreter exit: the final tick within ``deadline``, else stop its push and say so."""
-        self._deadline = deadline
+        self._give_up_lock_at = min(deadline, time.monotonic() + FINAL_LOCK_WAIT_S)
         self._request_stop()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop waiting
             futures.wait([self._final], timeout=max(0.0, deadline - time.monotonic()))
