@@ -221,8 +221,10 @@ class CommitScheduler:
                 waiters, self._triggers = self._triggers, []
                 final = self._stopping
             now = time.monotonic()
-            if now >= next_tick:  # ticks missed while a push ran are one tick, now
-                next_tick = max(next_tick + every_s, now)
+            if now >= next_tick:  # ticks that fell due while a push ran are this one
+                next_tick += every_s
+                if next_tick <= now:
+                    next_tick = now + every_s
             try:
                 result = self._tick(final=final, asked=bool(waiters) or final)
             except Exception as error:  # noqa: BLE001 - given to waiters, kept in last_error
@@ -232,8 +234,14 @@ class CommitScheduler:
                 if final:
                     self._final.set_exception(error)
                     return
-                if not waiters:
-                    logger.warning("Scheduled commit of %s failed: %s", self.folder_path, error)
+                if not waiters:  # else theirs to see
+                    logger.warning(
+                        "Scheduled commit of %s failed (%d failed push(es) in a row; what was "
+                        "committed stays in the clone, later ticks try again): %s",
+                        self.folder_path,
+                        self._failures,
+                        error,
+                    )
                 continue
             for waiter in waiters:
                 waiter.set_result(result)
@@ -242,19 +250,22 @@ class CommitScheduler:
                 return
 
     def _tick(self, final: bool, asked: bool) -> str | None:
-        """One tick: copy what changed, commit, push when due. Returns the pushed sha, if any."""
+        """One tick: copy what changed, commit, push when due (or ``asked``). Returns what
+        :meth:`trigger`'s future gives."""
         self._ticks += 1
         snapshot = self._snapshot()
-        copied = False
         for name, status in snapshot.items():
             known = self._copies.get(name)
             if known is None or known.source != status:
-                copied |= self._copy(name, status, known, moving=not final)
+                moving = not final
             elif known.length < status.size:  # an unfinished line, and the file stood still
-                copied |= self._copy(name, status, known, moving=False)
+                moving = False
+            else:
+                continue
+            if self._copy(name, status, known, moving):
+                self._dirty = True  # at once: a later file's error must not lose this copy
         for name in self._copies.keys() - snapshot.keys():
             del self._copies[name]  # gone from the folder: the repository keeps it
-        self._dirty |= copied
         if self._dirty:
             self.repo.git_add(self.path_in_repo or ".", auto_lfs_track=True)
             try:
@@ -366,14 +377,6 @@ class CommitScheduler:
             every_s = self.every * 60
             delay = min(every_s * 2 ** (self._failures - 1), max(every_s, MAX_BACKOFF_S))
             self._retry_at = time.monotonic() + delay
-            logger.warning(
-                "Scheduled push of %s failed (%d in a row); the commit stays in the clone, next "
-                "try in %.0f s: %s",
-                self.folder_path,
-                self._failures,
-                delay,
-                command.error,
-            )
             raise command.error
         self._failures = 0
         self._unpushed = False

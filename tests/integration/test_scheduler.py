@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from repository import CommitScheduler, GitCommandError, PushRejectedError, Repository
+from repository import (
+    CommitScheduler,
+    GitCommandError,
+    PushRejectedError,
+    Repository,
+    RepositoryError,
+)
 from repository.testing import LocalGitServer
 from tests.support.git import git
 from tests.support.kill_loop import Job, tail
@@ -238,6 +244,28 @@ def test_patterns_path_in_repo_and_what_is_always_left_out(remote_repo, tmp_path
         "runs/1/a.txt",
         "runs/1/sub/b.txt",
     }
+
+
+def test_a_file_that_cannot_be_copied_is_a_clear_error_and_loses_no_other_file(
+    remote_repo, tmp_path
+):
+    repo = clone_of(remote_repo, tmp_path)
+    folder = tmp_path / "logs"
+    (folder / "sub").mkdir(parents=True)
+    names = [f"{i:02d}.txt" for i in range(12)]
+    (Path(repo.local_dir) / "sub" / "blocked.txt").mkdir(parents=True)  # where its copy goes
+    with CommitScheduler(repo, folder, every=minutes(60)) as scheduler:
+        (folder / "first.txt").write_text("first\n")
+        scheduler.trigger().result(timeout=60)
+        with scheduler.lock:
+            for name in [*names, "sub/blocked.txt"]:  # the walk takes sub/ after these
+                (folder / name).write_text(f"{name}\n")
+        with pytest.raises(RepositoryError, match=r"cannot copy .*blocked\.txt.*ignore_patterns"):
+            scheduler.trigger().result(timeout=60)
+        assert isinstance(scheduler.last_error, RepositoryError)
+        (folder / "sub" / "blocked.txt").unlink()  # the user's fix: nothing else changes
+        scheduler.trigger().result(timeout=60)
+    assert remote_files(remote_repo.server, remote_repo.name) == {"first.txt", *names}
 
 
 def test_bad_arguments_are_refused_with_what_to_do(remote_repo, tmp_path):
