@@ -143,6 +143,7 @@ class CommitScheduler:
         self._triggers: list[Future[str | None]] = []
         self._stopping = False
         self._abandoned = False  # a final flush ran out of time: start no push
+        self._cannot_push: str | None = None  # why a push cannot even start (at exit)
         self._pushing: CommandInProgress | None = None
         self._final: Future[str | None] = Future()
         self._thread = threading.Thread(
@@ -281,6 +282,11 @@ class CommitScheduler:
             return self._pushed
         if not (asked or time.monotonic() >= self._retry_at):
             return None  # backing off after a failed push; the commit waits in the clone
+        if self._cannot_push is not None:
+            raise RepositoryError(
+                f"{self._cannot_push}; what was committed stays in {self.repo.local_dir} and "
+                "the next run pushes it"
+            )
         self._pushed = self._push()
         return self._pushed
 
@@ -449,8 +455,27 @@ def _register_exit_flush() -> None:
 
 def _flush_all_at_exit() -> None:
     deadline = time.monotonic() + termination.grace_seconds()
+    cannot_push = None if _threads_start() else _NO_THREADS_AT_EXIT
     for scheduler in list(_LIVE):
+        scheduler._cannot_push = cannot_push
         scheduler._finish_at_exit(deadline)
+
+
+_NO_THREADS_AT_EXIT = (
+    f"Python {sys.version.split()[0]} refuses new threads while exiting (3.12.0 to 3.12.2 do), "
+    "and a push needs some: call stop(), or use a with block, before the interpreter exits"
+)
+
+
+def _threads_start() -> bool:
+    """Whether a thread can still start (a push runs git in threads of the clone's queue)."""
+    try:
+        probe = threading.Thread(target=lambda: None)
+        probe.start()
+    except RuntimeError:
+        return False
+    probe.join()
+    return True
 
 
 def _say(message: str) -> None:
