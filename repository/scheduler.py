@@ -206,9 +206,12 @@ class CommitScheduler:
         Raises the last push's error (its commit stays in the clone; the next run pushes it).
         A second call returns at once.
         """
-        if self._request_stop():
+        if not self._request_stop():
+            return None
+        try:
             return self._final.result()
-        return None
+        finally:
+            termination.disarm_if_idle()  # SIGTERM kept its grace until the last push was done
 
     # ----- the thread --------------------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class CommitScheduler:
                 for waiter in waiters:
                     waiter.set_exception(error)
                 if final:
+                    termination.remove_final_flush(self._flush_before)
                     self._final.set_exception(error)
                     return
                 if not waiters:  # else theirs to see
@@ -247,6 +251,7 @@ class CommitScheduler:
             for waiter in waiters:
                 waiter.set_result(result)
             if final:
+                termination.remove_final_flush(self._flush_before)
                 self._final.set_result(result)
                 return
 
@@ -400,8 +405,6 @@ class CommitScheduler:
             self._stopping = True
             self._condition.notify()
         _LIVE.discard(self)
-        termination.remove_final_flush(self._flush_before)
-        termination.disarm_if_idle()
         return True
 
     def _flush_before(self, deadline: float) -> None:

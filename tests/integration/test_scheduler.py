@@ -340,6 +340,8 @@ if how == "sigterm":
 elif how == "sigterm-holding-the-lock":  # the signal's handler runs in the lock's holder
     with scheduler.lock:
         time.sleep(120)
+elif how == "stop":  # SIGTERM comes during the last push
+    scheduler.stop()
 if how != "exit":
     print("NOT STOPPED", flush=True)
 """
@@ -398,15 +400,18 @@ def test_interpreter_exit_makes_a_last_commit_and_push(remote_repo, tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_stops_a_last_push_that_outlasts_the_grace_period(tmp_path):
+@pytest.mark.parametrize("how", ["sigterm", "stop"])
+def test_sigterm_stops_a_last_push_that_outlasts_the_grace_period(tmp_path, how):
     with LocalGitServer(tmp_path / "server") as server:
         url = server.create_repo("ns/held", files={"README.md": b"held\n"})
         clone = tmp_path / "clone"
         Repository(clone, clone_from=url)
         hook = PushHook.install(clone)
         hook.gate.unlink()  # every push waits in the hook forever
-        job = start_job(tmp_path, url, "sigterm", grace="1")
+        job = start_job(tmp_path, url, how, grace="1")
         try:
+            if how == "stop":
+                wait_until(lambda: len(hook.times()) == 1, "stop()'s push reaching the hook")
             signalled = time.monotonic()
             os.kill(job.pid, signal.SIGTERM)
             status = job.wait(timeout=60)
