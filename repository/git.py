@@ -43,6 +43,10 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     # reported survives a power loss. "batch" flushes many loose objects with one fsync.
     ("core.fsync", "added"),
     ("core.fsyncMethod", "batch"),
+    # A commit of thousands of loose objects starts git's automatic gc; detached, it repacked
+    # while git-lfs's pre-push hook read those objects ("missing object", 1 push in 3 or 4 with
+    # 10,000 files). In the foreground it finishes before the command returns.
+    ("gc.autoDetach", "false"),
 )
 
 # git's own HTTP has no timeout: a server that stops answering would block a clone, pull or push
