@@ -196,10 +196,17 @@ class CommandQueue:
                 self.commands.append(command)
             self._pending.append((command, job))
             if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
+                worker = threading.Thread(
                     target=self._work, name=f"lfsrepo-queue-{self.name}", daemon=True
                 )
-                self._worker.start()
+                try:
+                    worker.start()
+                except RuntimeError:  # no new thread at interpreter shutdown: never queued
+                    self._pending.remove((command, job))
+                    if listed:
+                        self.commands.remove(command)
+                    raise
+                self._worker = worker
             self._condition.notify()
         return command
 

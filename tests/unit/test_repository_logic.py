@@ -277,3 +277,16 @@ def test_the_legacy_public_api_is_all_there():
     ):
         assert callable(getattr(repository, name)), name
     assert issubclass(repository.RepositoryError, OSError)
+
+
+def test_a_command_whose_worker_cannot_start_is_not_left_queued(monkeypatch):
+    queue = CommandQueue("no-threads")
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        queue.submit("push", lambda command: 0)
+    assert queue.commands == [] and queue.in_progress() == []
+    assert queue.wait(timeout=0)  # an exit waiting for it would not hang
