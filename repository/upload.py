@@ -92,7 +92,8 @@ def upload(
     """
     if files_per_commit is not None and files_per_commit < 1:
         raise ValueError(f"files_per_commit must be 1 or more, not {files_per_commit}")
-    files = sorted(_files_to_upload(os.path.abspath(os.fspath(local_path)), path_in_repo))
+    local = os.path.abspath(os.fspath(local_path))  # also drops a trailing "/"
+    files = sorted(_files_to_upload(local, path_in_repo))
     limits = limits if limits is not None else RepositoryLimits.from_environment()
     if limits.max_file_size is not None:
         sizes = {repo_path: os.path.getsize(source) for repo_path, source in files}
@@ -112,14 +113,13 @@ def upload(
             )
             _push_what_a_killed_run_committed(repo, result)
             size = files_per_commit or max(len(files), 1)
+            message = commit_message or f"Upload {os.path.basename(local)}"
             batches = [files[start : start + size] for start in range(0, len(files), size)]
             for number, batch in enumerate(batches, start=1):
                 for repo_path, source in batch:
                     _place(source, clone, repo_path)
-                message = commit_message or f"Upload {os.path.basename(os.fspath(local_path))}"
-                if len(batches) > 1:
-                    message += f" ({number}/{len(batches)})"
-                pushed = _commit_and_push(repo, message)
+                numbered = f"{message} ({number}/{len(batches)})" if len(batches) > 1 else message
+                pushed = _commit_and_push(repo, numbered)
                 if pushed is not None:
                     result.commits.append(pushed)
                 if on_commit is not None:
