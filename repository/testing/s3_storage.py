@@ -596,6 +596,6 @@ def _completion_refusal(code: str, message: str, oid: str) -> tuple[int, str]:
     if code == "EntityTooSmall":
         return 422, (
             f"S3 refused the parts ({code}: {message}): every part but the last must be at "
-            f"least {MIN_PART_SIZE // MiB} MiB"
+            "least 5 MiB, S3's minimum"
         )
     return 502, f"S3 refused CompleteMultipartUpload: {code}: {message}"
