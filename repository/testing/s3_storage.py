@@ -23,12 +23,15 @@ Example:
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
+import itertools
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -47,7 +50,9 @@ SLOWEST_RATE = 1_000_000
 MAX_URL_TTL_S = 7 * 24 * 3600
 PENDING_MAX_AGE_S = 7 * 24 * 3600.0
 SWEEP_INTERVAL_S = 3600.0
-VERIFY_BLOCK = 8 * MiB
+# Reading an object back: ranges this large, this many in flight (at most 64 MiB buffered).
+VERIFY_RANGE = 16 * MiB
+VERIFY_STREAMS = 4
 S3_EXTRA = "lfsrepo[s3]"
 UPLOAD_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -520,21 +525,45 @@ class S3Store:
         return True
 
     def _verify_stream(self, oid: str, size: int) -> None:
-        """Read the object back and hash it; :meth:`_reject` it unless it is ``oid``."""
-        body = self._call("GetObject", self.client.get_object, Key=self.key(oid))["Body"]
-        digest = hashlib.sha256()
-        length = 0
-        try:
-            with contextlib.closing(body):
-                for block in body.iter_chunks(VERIFY_BLOCK):
-                    digest.update(block)
-                    length += len(block)
-        except self._boto_error as error:
-            raise StorageError(503, f"reading {oid} back from S3 failed: {error}") from None
+        """Read the object back and hash it; :meth:`_reject` it unless it is ``oid``.
+
+        Ranges are fetched a few at a time and hashed in order: one GetObject stream is
+        slower than hashing, and hashlib hashes while the other ranges arrive.
+        """
+        key = self.key(oid)
+        length = self._call("HeadObject", self.client.head_object, Key=key)["ContentLength"]
         if length != size:
             self._reject(oid, f"it has {length} bytes, not {size}")
+        digest = hashlib.sha256()
+        starts = iter(range(0, size, VERIFY_RANGE))
+        with ThreadPoolExecutor(VERIFY_STREAMS, "lfsrepo-verify") as pool:
+            pending = collections.deque(
+                pool.submit(self._read_range, key, start, size)
+                for start in itertools.islice(starts, VERIFY_STREAMS)
+            )
+            while pending:
+                block = pending.popleft().result()
+                for start in itertools.islice(starts, 1):
+                    pending.append(pool.submit(self._read_range, key, start, size))
+                digest.update(block)
         if digest.hexdigest() != oid:
             self._reject(oid, f"its sha256 is {digest.hexdigest()}")
+
+    def _read_range(self, key: str, start: int, size: int) -> bytes:
+        end = min(start + VERIFY_RANGE, size) - 1
+        body = self._call(
+            "GetObject", self.client.get_object, Key=key, Range=f"bytes={start}-{end}"
+        )["Body"]
+        try:
+            with contextlib.closing(body):
+                data: bytes = body.read()
+        except self._boto_error as error:
+            raise StorageError(503, f"reading {key} back from S3 failed: {error}") from None
+        if len(data) != end + 1 - start:
+            raise StorageError(
+                503, f"S3 sent {len(data)} bytes of {key} for a range of {end + 1 - start}"
+            )
+        return data
 
     def _reject(self, oid: str, why: str) -> None:
         self._call("DeleteObject", self.client.delete_object, Key=self.key(oid))
