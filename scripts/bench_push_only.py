@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
-from repository import Repository  # noqa: E402
-from repository.testing import LocalGitServer  # noqa: E402
-from tests.support.big_repo import make_big_repo  # noqa: E402
+from repository import Repository
+from repository.testing import LocalGitServer
+from tests.support.big_repo import make_big_repo
 
 MiB = 1024**2
 PAUSE_S = 6.0  # this VM hands freed memory back to its host after ~2 s: every step starts alike
