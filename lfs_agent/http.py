@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 import requests.adapters
+import requests.auth
 
 from lfs_agent import log
 from lfs_agent.errors import Cancelled, TransferError
@@ -29,10 +33,23 @@ FIRST_BLOCK = 64 * 1024
 READ_BLOCK = 256 * 1024
 
 
+class _NoCredentials(requests.auth.AuthBase):
+    """Sends a request as it is: no credentials from ~/.netrc (or $NETRC), which requests would
+    otherwise add for a matching host. Action URLs authorise themselves (presigned S3 URLs,
+    signed completion URLs), and S3 refuses a presigned request that also carries an
+    ``Authorization`` header."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 def new_session(pool_size: int) -> requests.Session:
-    """A session keeping ``pool_size`` connections per host alive; retrying is ours to do."""
+    """A session keeping ``pool_size`` connections per host alive; retrying is ours to do. It
+    honours the proxy and CA settings of the environment, and adds no credentials of its own:
+    requests carry the action's headers and nothing else."""
     session = requests.Session()
     session.trust_env = True
+    session.auth = _NoCredentials()
     adapter = requests.adapters.HTTPAdapter(
         pool_connections=4, pool_maxsize=pool_size, max_retries=0
     )
@@ -111,12 +128,16 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
 
 
 def server_message(response: requests.Response) -> str:
-    """The server's own words for an error: a JSON ``message`` or the start of the body.
+    """The server's own words for an error: a JSON ``message``, S3's XML ``Code`` and
+    ``Message``, or the start of the body; for a presigned URL that expired, what to do.
 
     Example:
-        >>> r = requests.Response(); r.status_code = 403; r._content = b'{"message": "expired"}'
+        >>> r = requests.Response(); r.status_code = 403; r._content = b'{"message": "denied"}'
         >>> server_message(r)
-        'HTTP 403: expired'
+        'HTTP 403: denied'
+        >>> r._content = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message>"
+        >>> server_message(r)
+        'HTTP 403: AccessDenied: Request has expired'
     """
     text = response.text.strip() if response.content else ""
     try:
@@ -124,9 +145,41 @@ def server_message(response: requests.Response) -> str:
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             text = body["message"]
     except ValueError:
-        pass
+        code, message = (re.search(f"<{tag}>([^<]*)</{tag}>", text) for tag in ("Code", "Message"))
+        if code or message:
+            text = ": ".join(m.group(1).strip() for m in (code, message) if m)
     text = " ".join(text.split())[:300] or response.reason or ""
-    return log.redact(f"HTTP {response.status_code}: {text}".rstrip(": "))
+    problem = f"HTTP {response.status_code}: {text}".rstrip(": ")
+    expired = url_expiry(response.url or "")
+    if response.status_code == 403 and expired is not None and expired <= time.time():
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expired))
+        problem += (
+            f" (the presigned URL expired at {when}: run the push or pull again; git-lfs then "
+            "asks the server for fresh URLs, and a push resumes from the parts already uploaded)"
+        )
+    return log.redact(problem)
+
+
+def url_expiry(url: str) -> float | None:
+    """When a presigned URL stops working (seconds since the epoch), if it says: SigV4's
+    ``X-Amz-Date`` plus ``X-Amz-Expires``, or an ``Expires`` timestamp (SigV2, GCS).
+
+    Example:
+        >>> url_expiry("https://s3/b/k?X-Amz-Date=20250101T000000Z&X-Amz-Expires=60")
+        1735689660.0
+        >>> url_expiry("https://s3/b/k?Expires=1735689600"), url_expiry("https://h/x")
+        (1735689600.0, None)
+    """
+    query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    try:
+        if "x-amz-date" in query and "x-amz-expires" in query:
+            signed = time.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ")
+            return float(calendar.timegm(signed) + int(query["x-amz-expires"]))
+        if "expires" in query:
+            return float(int(query["expires"]))
+    except ValueError:
+        return None
+    return None
 
 
 def with_retries(

@@ -27,11 +27,14 @@ if TYPE_CHECKING:
         MissingDependencyError,
         RepoExistsError,
         RepoNotFoundError,
+        S3Error,
+        SeaweedFSError,
         ServerError,
         ServerGitError,
     )
     from .faults import Faults
     from .pytest_plugin import RemoteRepo
+    from .seaweedfs import SeaweedFS
     from .server import LocalGitServer, RecordedRequest
 
 __all__ = [
@@ -44,6 +47,9 @@ __all__ = [
     "RemoteRepo",
     "RepoExistsError",
     "RepoNotFoundError",
+    "S3Error",
+    "SeaweedFS",
+    "SeaweedFSError",
     "ServerError",
     "ServerGitError",
 ]
@@ -51,6 +57,7 @@ __all__ = [
 # Each public name, and the module that defines it, loaded on first use.
 _HOMES = {
     **dict.fromkeys([name for name in __all__ if name.endswith("Error")], ".errors"),
+    "SeaweedFS": ".seaweedfs",
     "Faults": ".faults",
     "LocalGitServer": ".server",
     "RecordedRequest": ".server",

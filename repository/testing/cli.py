@@ -6,8 +6,8 @@ The base URL is the first line it prints, so a script can read it::
     http://127.0.0.1:40123
 
 A bad value is a usage error naming it (exit 2), found while the arguments are parsed; a server
-that cannot start (its port taken, the ``lfsrepo[server]`` extra missing) exits 1 with the reason.
-Neither prints a traceback.
+that cannot start (its port taken, the ``lfsrepo[server]`` extra missing, an S3 bucket it cannot
+use) exits 1 with the reason. Neither prints a traceback.
 """
 
 from __future__ import annotations
@@ -105,6 +105,19 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
+def parse_duration(text: str) -> float:
+    """A duration above zero: seconds, or a number with ``s``, ``m``, ``h`` or ``d``.
+
+    Example:
+        >>> parse_duration("7d"), parse_duration("90")
+        (604800.0, 90.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match or not float(match.group(1)) > 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 3600, 12h, 7d")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 def parse_lfs_server(text: str) -> str:
     """An LFS server to forward to: ``http://host:port``.
 
@@ -186,6 +199,27 @@ def add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="forward the LFS API to this other LFS server (http://host:port), on "
         "this origin, instead of serving it",
     )
+    s3 = p.add_argument_group(
+        "LFS objects in S3",
+        "Keep LFS objects in an S3 bucket instead of DIR (which keeps the git repositories); "
+        "credentials from the standard AWS environment and config (AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws). Needs lfsrepo[s3].",
+    )
+    s3.add_argument("--s3-bucket", metavar="NAME", help="the bucket (it must exist)")
+    s3.add_argument("--s3-prefix", default="", metavar="P", help="key prefix, e.g. team/lfs")
+    s3.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="an S3-compatible store (MinIO, Ceph RGW, SeaweedFS, R2...); default: AWS",
+    )
+    s3.add_argument("--s3-region", metavar="R", help="the bucket's region")
+    s3.add_argument(
+        "--s3-pending-max-age",
+        type=parse_duration,
+        default=7 * 86400.0,
+        metavar="DURATION",
+        help="abort multipart uploads pending longer than this (default 7d)",
+    )
     faults = p.add_argument_group("fault injection")
     faults.add_argument(
         "--fail-every-nth-part",
@@ -234,6 +268,11 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    s3_options = [name for name in ("s3_prefix", "s3_endpoint", "s3_region") if getattr(args, name)]
+    if s3_options and not args.s3_bucket:
+        flags = ", ".join("--" + name.replace("_", "-") for name in s3_options)
+        print(f"lfsrepo serve: {flags} need --s3-bucket", file=sys.stderr)
+        return 2
     try:
         server = LocalGitServer(
             args.data,
@@ -247,6 +286,11 @@ def run_serve(args: argparse.Namespace) -> int:
             action_authorization=args.action_authorization,
             separate_storage=args.separate_storage,
             lfs_server=args.lfs_server,
+            s3_bucket=args.s3_bucket,
+            s3_prefix=args.s3_prefix,
+            s3_endpoint=args.s3_endpoint,
+            s3_region=args.s3_region,
+            s3_pending_max_age=args.s3_pending_max_age,
         ).start()
     except ServerError as error:
         print(f"lfsrepo serve: {error}", file=sys.stderr)
@@ -254,6 +298,8 @@ def run_serve(args: argparse.Namespace) -> int:
     with server:
         print(server.base_url, flush=True)
         storage = f", objects from {server.storage_url}" if server.storage_url else ""
+        if args.s3_bucket:
+            storage = f", LFS objects in s3://{args.s3_bucket}/{args.s3_prefix}"
         print(f"serving {server.data_dir}{storage}; Ctrl-C to stop", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

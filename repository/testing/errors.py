@@ -93,6 +93,26 @@ class MissingDependencyError(ServerError, ImportError):
     """
 
 
+class S3Error(ServerError):
+    """The S3 bucket of a server cannot be used (missing, credentials refused, endpoint
+    unreachable); the message says what to fix.
+
+    Example:
+        >>> str(S3Error("bucket 'lfs' does not exist: create it first"))
+        "bucket 'lfs' does not exist: create it first"
+    """
+
+
+class SeaweedFSError(ServerError):
+    """SeaweedFS (the local S3 of tests) did not start, or did not answer S3 requests in time;
+    the message ends with the last lines of its log.
+
+    Example:
+        >>> isinstance(SeaweedFSError("weed exited with 1"), ServerError)
+        True
+    """
+
+
 class StorageError(ServerError):
     """An object or upload the store refused (internal: the LFS API answers it with ``status``).
 

@@ -7,6 +7,11 @@ Routes, under ``/<repo>.git/info/lfs``:
 with ``action_authorization``, basic transfer and verify actions carry an ``Authorization`` header
 instead. With a ``storage_url``, every action URL points at that other origin.
 
+Over an :class:`~repository.testing.s3_storage.S3Store`, objects never pass through the server:
+transfers are presigned S3 URLs, and the only routes besides batch and verify are multipart
+completions, ``POST s3-multipart/<oid>/<size>/<chunk size>/<expiry>/<upload>``, each authorised
+by its own signed URL (the clients send no token there) that carries what the completion needs.
+
 Example:
     >>> LfsApi.split_path("/ns/m.git/info/lfs/objects/batch")
     ('ns/m', 'objects/batch')
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +41,7 @@ from .auth import Auth
 from .errors import HttpError, InvalidArgumentError, StorageError
 from .faults import FaultInjector
 from .repos import RepoStore, normalize_name
+from .s3_storage import MAX_SINGLE_PUT, S3Store, decode_upload_id, encode_upload_id
 from .storage import ObjectStore, check_oid, check_size
 
 LFS_PATH_RE = re.compile(r"(?P<repo>/.+?)(?:\.git)?/info/lfs/(?P<rest>.*)")
@@ -43,8 +50,9 @@ URL_TTL_S = 3600
 
 
 class LfsApi:
-    """Serves the LFS API over one :class:`ObjectStore`, shared by all repositories (an object
-    pushed to one repository can be fetched from any: objects are content-addressed).
+    """Serves the LFS API over one :class:`ObjectStore` or :class:`S3Store`, shared by all
+    repositories (an object pushed to one repository can be fetched from any: objects are
+    content-addressed).
 
     Uploads above ``multipart_threshold`` go multipart for a client that lists it, in parts of
     ``chunk_size`` (more if the object would need over 10,000 parts). ``auto_create``: an upload
@@ -53,7 +61,7 @@ class LfsApi:
 
     def __init__(
         self,
-        store: ObjectStore,
+        store: ObjectStore | S3Store,
         repos: RepoStore,
         auth: Auth,
         *,
@@ -92,6 +100,12 @@ class LfsApi:
         except InvalidArgumentError as error:
             raise HttpError(400, str(error)) from None
 
+    @property
+    def _disk(self) -> ObjectStore:
+        """The local store: its routes are served only when there is one (see ``__call__``)."""
+        assert isinstance(self.store, ObjectStore)
+        return self.store
+
     def bytes_received(self, oid: str) -> int:
         """All body bytes received for ``oid``: basic PUTs and parts, failed ones included."""
         with self._lock:
@@ -106,12 +120,20 @@ class LfsApi:
             if route == "objects/batch" and method == "POST":
                 self.auth.require(environ, lfs=True)
                 return self._batch(environ, name)
-            if self.action_authorization and parts[0] != "multipart":
+            if self.action_authorization and parts[0] not in ("multipart", "s3-multipart"):
                 self.auth.require_action(environ)
             else:
                 self.auth.require(environ, lfs=True, allow_signed=True)
             if route == "verify" and method == "POST":
                 return self._verify(environ)
+            if isinstance(self.store, S3Store):
+                if len(parts) == 6 and parts[0] == "s3-multipart" and method == "POST":
+                    return self._complete_s3(environ, self.store, parts[1:])
+                raise HttpError(
+                    404,
+                    f"no LFS route {method} {route[:200]}: objects are stored in S3, and "
+                    "transfers go to the URLs the batch API hands out",
+                )
             if len(parts) == 2 and parts[0] == "objects" and method == "PUT":
                 return self._basic_upload(environ, check_oid(parts[1]))
             if len(parts) == 2 and parts[0] == "objects" and method in ("GET", "HEAD"):
@@ -155,29 +177,37 @@ class LfsApi:
             if not (operation == "upload" and self.auto_create):
                 raise HttpError(404, f"repository {name} not found")
             self.repos.create(name, exist_ok=True)
+        if isinstance(self.store, S3Store) and operation == "upload":
+            self.store.sweep_if_due()
         origin = self.storage_url or f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}"
         base = f"{origin}/{name}.git/info/lfs"
+        stored = {oid: self.store.size(oid) for oid, _ in wanted}
         if operation == "download":
             # Large downloads go to a multipart-capable client too: the same ranged GET URL, so
             # its agent may fetch ranges in parallel.
             multipart = "multipart" in transfers and any(
-                (self.store.size(oid) or 0) > self.multipart_threshold for oid, _ in wanted
+                (have or 0) > self.multipart_threshold for have in stored.values()
             )
             return json_response(
                 200,
                 {
                     "transfer": "multipart" if multipart else "basic",
-                    "objects": [self._download_entry(base, oid, size) for oid, size in wanted],
+                    "objects": [
+                        self._download_entry(base, oid, size, stored[oid]) for oid, size in wanted
+                    ],
                 },
             )
         multipart = "multipart" in transfers and any(
-            size > self.multipart_threshold and self.store.size(oid) is None for oid, size in wanted
+            size > self.multipart_threshold and stored[oid] is None for oid, size in wanted
         )
         return json_response(
             200,
             {
                 "transfer": "multipart" if multipart else "basic",
-                "objects": [self._upload_entry(base, oid, size, multipart) for oid, size in wanted],
+                "objects": [
+                    self._upload_entry(base, oid, size, stored[oid], multipart)
+                    for oid, size in wanted
+                ],
             },
         )
 
@@ -195,19 +225,18 @@ class LfsApi:
             "expires_in": URL_TTL_S,
         }
 
-    def _download_entry(self, base: str, oid: str, size: int) -> dict[str, Any]:
-        have = self.store.size(oid)
+    def _download_entry(self, base: str, oid: str, size: int, have: int | None) -> dict[str, Any]:
         if have is None:
             return {"oid": oid, "size": size, "error": {"code": 404, "message": "object not found"}}
-        return {
-            "oid": oid,
-            "size": have,
-            "authenticated": True,
-            "actions": {"download": self._action(base, f"objects/{oid}")},
-        }
+        if isinstance(self.store, S3Store):
+            download = self.store.get_action(oid)
+        else:
+            download = self._action(base, f"objects/{oid}")
+        return {"oid": oid, "size": have, "authenticated": True, "actions": {"download": download}}
 
-    def _upload_entry(self, base: str, oid: str, size: int, multipart: bool) -> dict[str, Any]:
-        have = self.store.size(oid)
+    def _upload_entry(
+        self, base: str, oid: str, size: int, have: int | None, multipart: bool
+    ) -> dict[str, Any]:
         if have is not None:
             if have != size:
                 return {
@@ -220,6 +249,8 @@ class LfsApi:
                 }
             return {"oid": oid, "size": size, "authenticated": True}
         verify = self._action(base, "verify")
+        if isinstance(self.store, S3Store):
+            return self._s3_upload_entry(self.store, base, oid, size, multipart, verify)
         if not (multipart and size > self.multipart_threshold):
             return {
                 "oid": oid,
@@ -228,7 +259,7 @@ class LfsApi:
                 "actions": {"upload": self._action(base, f"objects/{oid}"), "verify": verify},
             }
         chunk = max(self.chunk_size, -(-size // MAX_PARTS))
-        upload = self.store.multipart(oid, size, chunk)
+        upload = self._disk.multipart(oid, size, chunk)
         prefix = f"multipart/{oid}/{quote(upload.upload_id)}"
         header = {"chunk_size": str(upload.chunk_size)}
         for n in range(1, upload.part_count + 1):
@@ -240,6 +271,61 @@ class LfsApi:
             "authenticated": True,
             "actions": {"upload": action, "verify": verify},
         }
+
+    def _s3_upload_entry(
+        self,
+        store: S3Store,
+        base: str,
+        oid: str,
+        size: int,
+        multipart: bool,
+        verify: dict[str, Any],
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+        if not (multipart and size > self.multipart_threshold):
+            if size > MAX_SINGLE_PUT:
+                message = (
+                    f"objects over {MAX_SINGLE_PUT // 1024**3} GiB need the multipart transfer "
+                    "(S3 refuses larger single PUTs): run `lfsrepo lfs-enable-largefiles` in "
+                    "the clone, then push again"
+                )
+                return {**entry, "error": {"code": 422, "message": message}}
+            return {**entry, "actions": {"upload": store.put_action(oid, size), "verify": verify}}
+        upload = store.multipart(oid, size)
+        header = {"chunk_size": str(upload.chunk_size)}
+        for n, url in enumerate(store.part_urls(oid, upload), 1):
+            header[f"{n:05d}"] = url
+        ttl = store.part_url_ttl(size)
+        expires = int(time.time()) + ttl
+        path = f"s3-multipart/{oid}/{size}/{upload.chunk_size}/{expires}"
+        action = self._action(base, f"{path}/{encode_upload_id(upload.upload_id)}", signed=True)
+        action.update(header=header, expires_in=ttl)
+        return {**entry, "actions": {"upload": action, "verify": verify}}
+
+    def _complete_s3(self, environ: Environ, store: S3Store, parts: list[str]) -> Response:
+        oid = check_oid(parts[0])
+        if not all(part.isdigit() for part in parts[1:4]):
+            raise HttpError(404, "invalid completion URL")
+        size, chunk_size, expires = (int(part) for part in parts[1:4])
+        if time.time() > expires:
+            raise HttpError(
+                403,
+                "this completion URL has expired: run the push again for a fresh one (the "
+                "parts already uploaded are kept)",
+            )
+        body = read_json(environ)
+        if not isinstance(body, dict) or body.get("oid") != oid:
+            raise HttpError(422, 'completion body must be {"oid": <this oid>, "parts": [...]}')
+        listed = body.get("parts")
+        expected = max(1, -(-size // chunk_size))
+        if isinstance(listed, list) and len(listed) != expected:
+            raise HttpError(
+                422,
+                f"a {size}-byte object in {chunk_size}-byte parts has {expected} parts, "
+                f"got {len(listed)}",
+            )
+        store.complete(oid, decode_upload_id(parts[4]), size, listed)
+        return json_response(200, {"oid": oid, "size": size})
 
     # -- transfers --------------------------------------------------------------------------
 
@@ -265,11 +351,11 @@ class LfsApi:
     def _basic_upload(self, environ: Environ, oid: str) -> Response:
         length = content_length(environ)
         chunks = self._upload_body(environ, oid, length, self.injector())
-        self.store.ingest(oid, length, chunks)
+        self._disk.ingest(oid, length, chunks)
         return status_line(200), [("Content-Length", "0")], []
 
     def _upload_part(self, environ: Environ, oid: str, upload_id: str, number: int) -> Response:
-        upload = self.store.pending(oid, upload_id)
+        upload = self._disk.pending(oid, upload_id)
         start, end = upload.part_range(number)
         length = content_length(environ)
         if length != end - start:
@@ -283,7 +369,7 @@ class LfsApi:
         return status_line(200), [("ETag", etag), ("Content-Length", "0")], []
 
     def _complete(self, environ: Environ, oid: str, upload_id: str) -> Response:
-        upload = self.store.pending(oid, upload_id)
+        upload = self._disk.pending(oid, upload_id)
         body = read_json(environ)
         if not isinstance(body, dict) or body.get("oid") != oid:
             raise HttpError(422, 'completion body must be {"oid": <this oid>, "parts": [...]}')
@@ -295,6 +381,9 @@ class LfsApi:
         if not isinstance(body, dict):
             raise HttpError(422, "verify body must be {oid, size}")
         oid, size = check_oid(body.get("oid")), check_size(body.get("size"))
+        if isinstance(self.store, S3Store):
+            self.store.verify(oid, size)
+            return json_response(200, {"oid": oid, "size": size})
         have = self.store.size(oid)
         if have is None:
             raise HttpError(404, f"object {oid} not found")
@@ -324,7 +413,7 @@ class LfsApi:
         return (
             status,
             headers,
-            _file_body(environ, self.store.path(oid), start, end, stop, injector),
+            _file_body(environ, self._disk.path(oid), start, end, stop, injector),
         )
 
 

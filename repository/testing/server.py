@@ -21,7 +21,7 @@ import threading
 import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from ._http import Environ, StartResponse, json_response
 from .auth import Auth
@@ -31,6 +31,13 @@ from .git_http import GitHttpApp
 from .lfs_api import LfsApi
 from .lfs_proxy import LfsProxy
 from .repos import RepoStore, clean_path, normalize_name
+from .s3_storage import (
+    MAX_PART_SIZE,
+    MAX_SINGLE_PUT,
+    MIN_PART_SIZE,
+    PENDING_MAX_AGE_S,
+    S3Store,
+)
 from .storage import ObjectStore, check_oid
 
 if TYPE_CHECKING:
@@ -79,8 +86,18 @@ class LocalGitServer:
     request there in :attr:`storage_requests`; ``lfs_server="http://127.0.0.1:PORT"`` puts
     another LFS server (giftless, say) behind this one, its API forwarded as is, on this origin.
 
+    ``s3_bucket``: LFS objects go to that S3 bucket (keys under ``s3_prefix``) instead of
+    ``data_dir``, which keeps the git repositories; clients send and fetch them through
+    presigned S3 URLs, and multipart objects are verified before they count as stored (see
+    docs/object-storage.md). ``s3_endpoint`` is the URL of an S3-compatible store (default:
+    AWS), ``s3_region`` its region; credentials come from the standard AWS environment and
+    config unless given as ``s3_credentials=(access key, secret key)``. Parts are then 5 MiB to
+    5 GiB and single PUTs at most 5 GiB, as S3 wants; pending multipart uploads older than
+    ``s3_pending_max_age`` seconds are aborted. Needs the ``lfsrepo[s3]`` extra (boto3).
+
     A value that cannot work raises :class:`~repository.testing.InvalidArgumentError`. Public
-    attributes: ``data_dir``, ``host``, ``port``, ``token``, ``storage_requests``; the parts it
+    attributes: ``data_dir``, ``host``, ``port``, ``token``, ``storage_requests``,
+    ``s3_bucket``; the parts it
     wires together (``repos``, ``store``, ``git``, ``lfs``, ``auth``) are internal.
 
     Example:
@@ -103,9 +120,19 @@ class LocalGitServer:
         action_authorization: bool = False,
         separate_storage: bool = False,
         lfs_server: str | None = None,
+        s3_bucket: str | None = None,
+        s3_prefix: str = "",
+        s3_endpoint: str | None = None,
+        s3_region: str | None = None,
+        s3_credentials: tuple[str, str] | None = None,
+        s3_pending_max_age: float = PENDING_MAX_AGE_S,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
             raise InvalidArgumentError("chunk_size must be positive and multipart_threshold >= 0")
+        if s3_bucket is not None:
+            _check_s3_options(
+                chunk_size, multipart_threshold, s3_pending_max_age, separate_storage, lfs_server
+            )
         if not 0 <= port <= 65535:
             raise InvalidArgumentError(f"invalid port {port}: use 0 (any free port) to 65535")
         self._lfs_proxy = LfsProxy(lfs_server) if lfs_server else None
@@ -114,10 +141,23 @@ class LocalGitServer:
             data_dir = tempfile.mkdtemp(prefix="lfsrepo-server-")
         self.data_dir = Path(data_dir).resolve()
         self.host, self.port, self.token = host, port, token
+        self.s3_bucket = s3_bucket
         self.auth = Auth(token)
+        self.store: ObjectStore | S3Store
         try:
             self.repos = RepoStore(self.data_dir / "repos")
-            self.store = ObjectStore(self.data_dir / "lfs")
+            if s3_bucket is None:
+                self.store = ObjectStore(self.data_dir / "lfs")
+            else:
+                self.store = S3Store(
+                    s3_bucket,
+                    prefix=s3_prefix.strip("/") + "/" if s3_prefix.strip("/") else "",
+                    endpoint=s3_endpoint,
+                    region=s3_region,
+                    credentials=s3_credentials,
+                    chunk_size=chunk_size,
+                    pending_max_age=s3_pending_max_age,
+                )
         except BaseException:
             if self._own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -144,11 +184,16 @@ class LocalGitServer:
         """Listen and serve in background threads, and return self; a no-op once started.
 
         Raises :class:`~repository.testing.ListenError` (an ``OSError``) if the address cannot
-        be listened on, and :class:`~repository.testing.MissingDependencyError` (an
-        ``ImportError``) if the ``lfsrepo[server]`` extra is not installed.
+        be listened on, :class:`~repository.testing.MissingDependencyError` (an
+        ``ImportError``) if the ``lfsrepo[server]`` extra is not installed, and
+        :class:`~repository.testing.S3Error` if the S3 bucket cannot be used. With S3, pending
+        uploads older than ``s3_pending_max_age`` are aborted first.
         """
         if self._servers:
             return self
+        if isinstance(self.store, S3Store):
+            self.store.check()
+            self.store.abort_stale()
         try:
             from . import _httpd
         except ModuleNotFoundError as error:
@@ -289,11 +334,33 @@ class LocalGitServer:
     def lfs_object_path(self, oid: str) -> Path | None:
         """Path of a stored LFS object, or None; only complete, verified objects are stored.
 
-        A malformed oid (not 64 lowercase hex digits) raises
-        :class:`~repository.testing.InvalidArgumentError`.
+        A malformed oid (not 64 lowercase hex digits), or a server whose objects are in S3 (see
+        :meth:`open_lfs_object`), raises :class:`~repository.testing.InvalidArgumentError`.
         """
+        if isinstance(self.store, S3Store):
+            raise InvalidArgumentError(
+                "this server keeps LFS objects in S3, not in files: use open_lfs_object()"
+            )
         path = self.store.path(check_oid(oid))
         return path if path.is_file() else None
+
+    def open_lfs_object(self, oid: str) -> IO[bytes] | None:
+        """A stored LFS object's bytes as a binary stream (close it), from the local store or
+        S3 alike, or None if it is not stored (only verified objects are).
+
+        Example:
+            >>> import hashlib
+            >>> oid = hashlib.sha256(b"x").hexdigest()
+            >>> with LocalGitServer() as server:
+            ...     _ = server.create_repo("ns/o", files={"x.bin": b"x"})
+            ...     with server.open_lfs_object(oid) as stream:
+            ...         stream.read()
+            b'x'
+        """
+        if isinstance(self.store, S3Store):
+            return self.store.open(check_oid(oid))
+        path = self.lfs_object_path(oid)
+        return None if path is None else open(path, "rb")
 
     def lfs_object_size(self, oid: str) -> int | None:
         """Size of a stored LFS object, or None (see :meth:`lfs_object_path`)."""
@@ -301,7 +368,7 @@ class LocalGitServer:
 
     def bytes_received(self, oid: str) -> int:
         """Every body byte received for ``oid``: basic PUTs and parts, failed and dropped ones
-        included, so a test can tell what a client sent twice."""
+        included, so a test can tell what a client sent twice (0 with S3: the bytes go there)."""
         return self.lfs.bytes_received(oid)
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -370,4 +437,37 @@ class LocalGitServer:
         return self.wsgi(environ, start_response)
 
     def __repr__(self) -> str:
-        return f"LocalGitServer({self.base_url!r}, data_dir={str(self.data_dir)!r})"
+        s3 = f", s3_bucket={self.s3_bucket!r}" if self.s3_bucket else ""
+        return f"LocalGitServer({self.base_url!r}, data_dir={str(self.data_dir)!r}{s3})"
+
+
+def _check_s3_options(
+    chunk_size: int,
+    multipart_threshold: int,
+    pending_max_age: float,
+    separate_storage: bool,
+    lfs_server: str | None,
+) -> None:
+    """Refuse what S3 would refuse later, or what cannot go with it.
+
+    Example:
+        >>> _check_s3_options(1024**2, 8 * 1024**2, 3600, False, None)
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: chunk_size must be 5 MiB to 5 GiB with ...
+    """
+    if not MIN_PART_SIZE <= chunk_size <= MAX_PART_SIZE:
+        raise InvalidArgumentError(
+            "chunk_size must be 5 MiB to 5 GiB with s3_bucket: S3 refuses smaller parts (but "
+            "the last) and larger ones"
+        )
+    if multipart_threshold > MAX_SINGLE_PUT:
+        raise InvalidArgumentError(
+            "multipart_threshold must be at most 5 GiB with s3_bucket: S3 refuses larger PUTs"
+        )
+    if not pending_max_age > 0:
+        raise InvalidArgumentError("s3_pending_max_age must be a number of seconds above 0")
+    if separate_storage or lfs_server:
+        raise InvalidArgumentError(
+            "separate_storage and lfs_server cannot go with s3_bucket: S3 is the storage"
+        )

@@ -16,6 +16,8 @@ from repository.testing import (
     MissingDependencyError,
     RepoExistsError,
     RepoNotFoundError,
+    S3Error,
+    SeaweedFSError,
     ServerError,
     ServerGitError,
 )
@@ -41,6 +43,8 @@ def test_every_public_name_resolves_and_is_listed():
         (ServerGitError, Exception),
         (StorageError, Exception),
         (HttpError, Exception),
+        (S3Error, Exception),
+        (SeaweedFSError, Exception),
     ],
 )
 def test_one_root_and_the_builtin_type_each_error_also_is(error, builtin):
