@@ -45,7 +45,9 @@ def received_bytes(clone: Path) -> int:
     return sum(path.stat().st_size for path in files)
 
 
-def one_way(work: Path, url: str, options: dict[str, bool], label: str) -> dict[str, float]:
+def one_way(
+    work: Path, url: str, options: dict[str, bool], label: str, number: int
+) -> dict[str, float]:
     subprocess.run(["sync"], check=True)
     time.sleep(PAUSE_S)
     clone = work / label.replace(" ", "-").replace("=", "-")
@@ -53,8 +55,9 @@ def one_way(work: Path, url: str, options: dict[str, bool], label: str) -> dict[
     repo = Repository(clone, clone_from=url, progress_bars=False, **options)
     cloned = time.perf_counter()
     (clone / "notes").mkdir(exist_ok=True)
-    (clone / "notes" / f"{label}.txt").write_text("x" * 1023 + "\n")
-    repo.push_to_hub(f"one file, {label}")
+    # A file the repository does not have yet (an earlier round's would be nothing to push).
+    (clone / "notes" / f"round-{number}-{label}.txt").write_text("x" * 1023 + "\n")
+    assert repo.push_to_hub(f"one file, {label}") is not None
     done = time.perf_counter()
     return {
         "clone s": cloned - started,
@@ -82,7 +85,7 @@ def main() -> None:
                 order = labels[number % 3 :] + labels[: number % 3]
                 with tempfile.TemporaryDirectory(prefix="round-", dir=scratch) as work:
                     for label in order:
-                        figures = one_way(Path(work), big.url, WAYS[label], label)
+                        figures = one_way(Path(work), big.url, WAYS[label], label, number)
                         results[label].append(figures)
                         print(
                             f"round {number + 1}, {label}: "

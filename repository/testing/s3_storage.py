@@ -463,10 +463,7 @@ class S3Store:
         entries = _part_list(parts)
         key = self.key(oid)
         with self._locked(oid):
-            have = self.size(oid)
-            if have is not None:
-                if have != size:
-                    raise StorageError(422, f"object {oid} is stored with size {have}, not {size}")
+            if self._stored_already(oid, size):
                 return
             try:
                 self.client.complete_multipart_upload(
@@ -487,16 +484,20 @@ class S3Store:
             self._verify_stream(oid, size)
             self._mark(oid, size)
 
+    def _stored_already(self, oid: str, size: int) -> bool:
+        """Whether ``oid`` is stored (verified) already; a 422 if it is, with another size."""
+        have = self.size(oid)
+        if have is not None and have != size:
+            raise StorageError(422, f"object {oid} is stored with size {have}, not {size}")
+        return have is not None
+
     def verify(self, oid: str, size: int) -> None:
         """After a basic upload: check the object S3 holds and mark it stored. S3's own sha256
         check of the PUT is enough when S3 reports it; otherwise the object is read back. A
         wrong object is deleted (422); a missing one is a 404."""
         key = self.key(oid)
         with self._locked(oid):
-            have = self.size(oid)
-            if have is not None:
-                if have != size:
-                    raise StorageError(422, f"object {oid} has size {have}, not {size}")
+            if self._stored_already(oid, size):
                 return
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
