@@ -7,11 +7,14 @@ steps alternates from round to round), a fresh file of random bytes is:
   part size and the same concurrency as the agent (8, git-lfs's concurrenttransfers);
 - pushed with ``git push`` through git-lfs and the agent into the server: presigned part PUTs,
   then the completion, which has the server read the object back to check its sha256.
+Before each timed step the page cache is flushed (``sync``, untimed) and the machine left idle for
+a few seconds: otherwise the step that runs second pays for the first one's writeback (SeaweedFS
+writes what it receives, and the kernel flushes it 30 s later, in the middle of the next step).
 It prints both throughputs and their ratio, the server's completion time (CompleteMultipartUpload
 plus verification) per GiB, and the agent's peak RSS (from its own log).
 
 Example:
-    scripts/bench s3                      # 1 GiB and 4 GiB, 2 rounds
+    scripts/bench s3                      # 1 GiB and 4 GiB, 3 rounds
     scripts/bench s3 --gib 1 --rounds 1   # quick look
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -110,8 +114,10 @@ def clock(stamp: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gib", type=float, nargs="+", default=[1, 4])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    # A SIGTERM (a `timeout`, CI) unwinds like Ctrl-C, so SeaweedFS and the server are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory(prefix="lfsrepo-bench-s3-") as tmp_dir:
         tmp = Path(tmp_dir)
         with (
@@ -143,6 +149,7 @@ def main() -> int:
                     write_random(path, size)
                     steps = ["boto3", "agent"] if round_number % 2 == 0 else ["agent", "boto3"]
                     for step in steps:
+                        os.sync()
                         time.sleep(SETTLE_S)
                         if step == "boto3":
                             seconds = boto3_upload(s3, path, f"boto3/{path.name}")

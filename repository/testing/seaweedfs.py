@@ -228,17 +228,20 @@ class SeaweedFS:
 
     def stop(self) -> None:
         """SIGTERM the process started here (by its PID), SIGKILL it if it has not exited after
-        15 s, and remove the data folder if it was temporary. Safe to call more than once."""
+        15 s, or at once if this wait is interrupted (a second Ctrl-C or SIGTERM), and remove the
+        data folder if it was temporary. Safe to call more than once."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
+            except BaseException as error:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+                if not isinstance(error, subprocess.TimeoutExpired):
+                    raise
         if self._log is not None:
             self._log.close()
             self._log = None
