@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .auth import CREDENTIAL_VARIABLES, Token, credential_environment, split_credentials
@@ -57,6 +57,8 @@ STALLED_TRANSFER_TIMEOUT_S = 120
 VERSION_TIMEOUT_S = 30
 # The exit status reported for a command stopped by its timeout (as timeout(1) reports it).
 TIMED_OUT = 124
+# Paths per git command line: far below any system's argument limit (Linux: 2 MiB in all).
+ARGV_BATCH_BYTES = 100_000
 
 _AUTH_FAILURE_MARKERS = (
     "authentication failed",
@@ -109,13 +111,23 @@ def classify_failure(
 ) -> GitCommandError:
     """Build the most specific error for a failed command (authentication, rejected push, other).
 
+    A 401 or 403 on an object transfer (git-lfs: ``error transferring "<oid>": ...``) is not
+    about the user's credentials, which transfer URLs do not take: an expired or wrongly signed
+    URL is fixed by running the push again or on the server, not with another token.
+
     Example:
         >>> rejected = " ! [rejected] main -> main (fetch first)"
         >>> type(classify_failure(["git", "push"], 1, "", rejected))
         <class 'repository.errors.PushRejectedError'>
+        >>> expired = 'error transferring "1f2e": [403] part 3: HTTP 403: the URL expired'
+        >>> type(classify_failure(["git", "push"], 1, "", expired))
+        <class 'repository.errors.GitCommandError'>
     """
     text = f"{stdout}\n{stderr}".lower()
-    if any(marker in text for marker in _AUTH_FAILURE_MARKERS):
+    about_credentials = "\n".join(
+        line for line in text.splitlines() if "error transferring" not in line
+    )
+    if any(marker in about_credentials for marker in _AUTH_FAILURE_MARKERS):
         return AuthenticationError(command, returncode, stdout, stderr)
     if "push" in command and any(marker in text for marker in _REJECTION_MARKERS):
         return PushRejectedError(command, returncode, stdout, stderr)
@@ -313,6 +325,36 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def argv_batches(items: Sequence[str], max_bytes: int = ARGV_BATCH_BYTES) -> Iterator[list[str]]:
+    """``items`` in consecutive batches of at most ``max_bytes`` (but at least one item each), so
+    that any number of paths can be given to git on command lines the system accepts.
+
+    Example:
+        >>> list(argv_batches(["aa", "bb", "c"], 4))
+        [['aa', 'bb'], ['c']]
+    """
+    batch: list[str] = []
+    size = 0
+    for item in items:
+        if batch and size + len(item) > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item)
+    if batch:
+        yield batch
+
+
+def list_for_paths(runner: GitRunner, args: Sequence[str], paths: Sequence[str]) -> list[str]:
+    """The NUL-separated output of ``git *args -- <paths>``, run once per :func:`argv_batches`
+    batch of ``paths`` (none at all for no paths)."""
+    return [
+        field
+        for batch in argv_batches(paths)
+        for field in split_nul(runner.run([*args, "--", *batch]).stdout)
+    ]
 
 
 def split_nul(text: str) -> list[str]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .git import GitRunner, split_nul
+from .git import GitRunner, list_for_paths, split_nul
 
 LARGE_FILE_BYTES = 10 * 1024 * 1024
 SNIFF_BYTES = 8000  # what git itself reads to decide whether a file is binary
@@ -113,9 +113,7 @@ def changes(runner: GitRunner, pattern: str = ".") -> Changes:
 def really_modified(runner: GitRunner, paths: Sequence[str]) -> set[str]:
     """Those of ``paths`` whose content differs from the index (git reads them: keep it to
     files that are not LFS-filtered)."""
-    if not paths:
-        return set()
-    return set(split_nul(runner.run(["ls-files", "-z", "-m", "--", *paths]).stdout))
+    return set(list_for_paths(runner, ["ls-files", "-z", "-m"], paths))
 
 
 def escape_pattern(path: str) -> str:

@@ -30,11 +30,11 @@ import struct
 import sys
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import LimitExceededError, RepositoryError
-from .git import GitRunner, split_nul
+from .git import GitRunner, argv_batches, split_nul
 from .lfs import Changes
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ VARIABLES = {
     "max_repo_files": ("LFSREPO_MAX_REPO_FILES", "files"),
 }
 _SHOWN = 5  # examples named in a message
-_ARGV_BYTES = 100_000  # pathspecs per git command: far below any system's argument limit
 _INDEX_HEADER = struct.Struct(">4sII")  # "DIRC", version, number of entries (gitformat-index)
 # Frames a warning should not point at: ours, and contextlib's, which runs commit()'s code after
 # the user's block.
@@ -280,7 +279,7 @@ def _children_in_head(git: GitRunner, folders: Iterable[str]) -> dict[str, set[s
     unless the folders' names are too many for one command line."""
     children: dict[str, set[str]] = {folder: set() for folder in folders}
     pathspecs = sorted(f"{folder}/" if folder else "." for folder in children)
-    for batch in _batches(pathspecs, _ARGV_BYTES):
+    for batch in argv_batches(pathspecs):
         command = ["--literal-pathspecs", "ls-tree", "--full-tree", "--name-only", "-z", "HEAD"]
         listing = git.run([*command, "--", *batch], check=False)
         if not listing.ok:  # no commit yet: every entry is new
@@ -294,25 +293,6 @@ def _children_in_head(git: GitRunner, folders: Iterable[str]) -> dict[str, set[s
                 if folder in children:
                     children[folder].add(parts[depth])
     return children
-
-
-def _batches(items: Sequence[str], max_bytes: int) -> Iterator[list[str]]:
-    """``items`` in consecutive batches of at most ``max_bytes`` (but at least one item each).
-
-    Example:
-        >>> list(_batches(["aa", "bb", "c"], 4))
-        [['aa', 'bb'], ['c']]
-    """
-    batch: list[str] = []
-    size = 0
-    for item in items:
-        if batch and size + len(item) > max_bytes:
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += len(item)
-    if batch:
-        yield batch
 
 
 def _warn_repository_files(indexed: int, new: Sequence[str], deleted: set[str], limit: int) -> None:

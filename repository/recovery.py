@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .git import GitRunner, split_nul
+from .git import GitRunner, list_for_paths, split_nul
 from .staging import ATTRIBUTES_BEGIN, remove_attributes
 
 logger = logging.getLogger(__name__)
@@ -230,9 +230,7 @@ def _remove_checkout_leftovers(git: GitRunner, orig: str, onto: str, began_ns: i
     changed = split_nul(git.run(["diff", "--name-only", "-z", orig, onto], check=False).stdout)
     if not changed:
         return
-    untracked = split_nul(
-        git.run(["ls-files", "-z", "-o", "--exclude-standard", "--", *changed]).stdout
-    )
+    untracked = list_for_paths(git, ["ls-files", "-z", "-o", "--exclude-standard"], changed)
     for path in untracked:
         full = os.path.join(git.workdir, path)
         if _mtime_ns(full) >= began_ns:

@@ -2,7 +2,8 @@
 
 Starts SeaweedFS (``weed mini``, loopback only) and a LocalGitServer keeping LFS objects in its
 bucket (multipart above 64 MiB, 64 MiB parts). For each size, in each round (the order of the two
-steps alternates from round to round), a fresh file of random bytes is:
+steps alternates from round to round), a fresh file of random bytes is written and committed
+(untimed), then:
 - uploaded by boto3's ``upload_file`` (s3transfer) straight into the same bucket, with the same
   part size and the same concurrency as the agent (8, git-lfs's concurrenttransfers);
 - pushed with ``git push`` through git-lfs and the agent into the server: presigned part PUTs,
@@ -74,9 +75,9 @@ def boto3_upload(s3: SeaweedFS, path: Path, key: str) -> float:
     return elapsed
 
 
-def agent_push(server: LocalGitServer, clone: Path, path: Path, log: Path) -> dict[str, Any]:
-    git(clone, "add", path.name)
-    git(clone, "commit", "-q", "-m", path.name)
+def agent_push(server: LocalGitServer, clone: Path, log: Path) -> dict[str, Any]:
+    """Push what is committed (staged before the round: staging a file writes it again, and
+    that writeback must not land in the push's time)."""
     log.unlink(missing_ok=True)
     completions: list[float] = []
     original = server.store.complete
@@ -147,6 +148,8 @@ def main() -> int:
                 for round_number in range(args.rounds):
                     path = clone / f"data-{gib:g}-{round_number}.bin"
                     write_random(path, size)
+                    git(clone, "add", path.name)
+                    git(clone, "commit", "-q", "-m", path.name)
                     steps = ["boto3", "agent"] if round_number % 2 == 0 else ["agent", "boto3"]
                     for step in steps:
                         os.sync()
@@ -155,14 +158,20 @@ def main() -> int:
                             seconds = boto3_upload(s3, path, f"boto3/{path.name}")
                             results["boto3"].append(seconds)
                         else:
-                            pushed = agent_push(server, clone, path, tmp / "agent.log")
+                            pushed = agent_push(server, clone, tmp / "agent.log")
                             results["agent"].append(pushed["seconds"])
                             results["transfer"].append(pushed["transfer"])
                             results["completion"].append(pushed["completion"])
                             rss.append(pushed["rss_mib"])
+                        detail = (
+                            f" (parts {results['transfer'][-1]:.1f} s, completion "
+                            f"{results['completion'][-1]:.1f} s)"
+                            if step == "agent"
+                            else ""
+                        )
                         print(
                             f"  {gib:g} GiB round {round_number + 1} {step}: "
-                            f"{results[step][-1]:.1f} s",
+                            f"{results[step][-1]:.1f} s{detail}",
                             flush=True,
                         )
                     path.unlink()

@@ -111,8 +111,9 @@ def body_chunks(
     limit: int | None = None,
     throttle: Throttle | None = None,
     stop_after: int | None = None,
-) -> Iterator[memoryview]:
-    """Yield the request body in views of one reused 1 MiB buffer (use each before the next).
+) -> Iterator[bytes]:
+    """Yield the request body in blocks of at most 1 MiB, read with ``read(size)``, all that
+    WSGI (PEP 3333) promises of ``wsgi.input`` (gunicorn's has no ``readinto``).
 
     ``length`` None reads to the end (chunked bodies); ``limit`` stops reading early;
     ``stop_after`` ends the stream after that many bytes (used to drop a body halfway).
@@ -121,14 +122,13 @@ def body_chunks(
     Example:
         >>> import io
         >>> env = {"wsgi.input": io.BytesIO(b"abc")}
-        >>> b"".join(bytes(c) for c in body_chunks(env, 3))
+        >>> b"".join(body_chunks(env, 3))
         b'abc'
     """
     stream = environ["wsgi.input"]
     size = CHUNK
     if throttle is not None and throttle.rate:
         size = max(16 << 10, min(CHUNK, int(throttle.rate / 20)))  # smooth low rates
-    buf = memoryview(bytearray(size))
     remaining = length
     done = 0
     while remaining is None or remaining > 0:
@@ -139,7 +139,8 @@ def body_chunks(
             want = min(want, stop_after - done)
         if want <= 0:
             return
-        n = stream.readinto(buf[:want])
+        block: bytes = stream.read(want)
+        n = len(block)
         if not n:
             if remaining is None:
                 return
@@ -149,7 +150,7 @@ def body_chunks(
             remaining -= n
         if throttle is not None:
             throttle.sent(n)
-        yield buf[:n]
+        yield block
 
 
 def drop_connection(environ: Environ) -> None:

@@ -25,22 +25,51 @@ import secrets
 from urllib.parse import parse_qs
 
 from ._http import Environ
-from .errors import HttpError
+from .errors import HttpError, InvalidArgumentError
 
 REALM = 'Basic realm="lfsrepo"'
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def signing_key_bytes(key: str) -> bytes:
+    """``key`` as the HMAC key of signed URLs; an :class:`InvalidArgumentError` saying how to
+    make a good one if it is too short to be a secret.
+
+    Example:
+        >>> len(signing_key_bytes("0123456789abcdef" * 4))
+        64
+        >>> signing_key_bytes("s3cret")
+        Traceback (most recent call last):
+        ...
+        repository.testing.errors.InvalidArgumentError: the signing key has 6 characters, ...
+    """
+    if len(key) < MIN_SIGNING_KEY_LENGTH:
+        raise InvalidArgumentError(
+            f"the signing key has {len(key)} characters, fewer than {MIN_SIGNING_KEY_LENGTH}: "
+            "make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return key.encode()
 
 
 class Auth:
     """Checks requests against an optional token; with no token everything is allowed.
 
+    URLs are signed with ``signing_key`` (see :func:`signing_key_bytes`), or with a random key
+    of this process when it is None: then no other process accepts them.
+
     Example:
         >>> Auth(None).header_ok({})
         True
+        >>> key = "k" * 32
+        >>> Auth(None, key).signature_ok("/a", Auth(None, key).sign("/a"))
+        True
     """
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, signing_key: str | None = None) -> None:
         self.token = token
-        self._key = secrets.token_bytes(32)
+        self._key = (
+            secrets.token_bytes(32) if signing_key is None else signing_key_bytes(signing_key)
+        )
 
     def header_ok(self, environ: Environ) -> bool:
         """True if no token is required or the Authorization header carries it.
@@ -118,7 +147,8 @@ class Auth:
             )
 
     def require(self, environ: Environ, *, lfs: bool, allow_signed: bool = False) -> None:
-        """Raise a 401 :class:`HttpError` with the right challenge unless the request may pass.
+        """Raise a 401 :class:`HttpError` with the right challenge unless the request may pass;
+        a 403 for a signed URL (``allow_signed``) whose signature is not this server's.
 
         Example:
             >>> Auth(None).require({}, lfs=True)
@@ -129,6 +159,13 @@ class Auth:
             sig = parse_qs(environ.get("QUERY_STRING", "")).get("sig", [""])[0]
             if sig and self.signature_ok(environ.get("PATH_INFO", ""), sig):
                 return
+            if sig:
+                raise HttpError(
+                    403,
+                    "this URL's signature is not valid here: it was altered, or signed by another "
+                    "server process (processes serving the same repositories need the same "
+                    "signing key, LFSREPO_SERVE_SIGNING_KEY)",
+                )
         headers = [("WWW-Authenticate", REALM)]
         if lfs:
             headers.append(("LFS-Authenticate", REALM))

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 
+SIGNING_KEY_ENV = "LFSREPO_SERVE_SIGNING_KEY"
 _UNITS = {
     "": 1,
     "B": 1,
@@ -149,6 +150,9 @@ def add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="run a local git + Git LFS server (tests, demos, offline work)",
         description="Serve git smart HTTP and the Git LFS API (basic + multipart) from DIR. "
         "Prints the base URL first, then runs until Ctrl-C.",
+        epilog=f"{SIGNING_KEY_ENV}: the secret (32 characters or more) that signs the object, "
+        "part and completion URLs the server hands out; without it a random one of this "
+        "process does, so set the same one in every process serving the same repositories.",
     )
     p.add_argument(
         "--data", required=True, metavar="DIR", help="where repositories and objects live"
@@ -256,7 +260,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """Run the server described by the parsed ``serve`` arguments until Ctrl-C or SIGTERM;
     return the exit status: 0, or 1 with the reason on stderr if it cannot start (its port is
     taken, the ``lfsrepo[server]`` extra is missing)."""
-    from .errors import ServerError
+    from .auth import signing_key_bytes
+    from .errors import InvalidArgumentError, ServerError
     from .faults import Faults
     from .server import LocalGitServer
 
@@ -272,6 +277,13 @@ def run_serve(args: argparse.Namespace) -> int:
     if s3_options and not args.s3_bucket:
         flags = ", ".join("--" + name.replace("_", "-") for name in s3_options)
         print(f"lfsrepo serve: {flags} need --s3-bucket", file=sys.stderr)
+        return 2
+    signing_key = os.environ.get(SIGNING_KEY_ENV) or None
+    try:
+        if signing_key is not None:
+            signing_key_bytes(signing_key)
+    except InvalidArgumentError as error:
+        print(f"lfsrepo serve: {SIGNING_KEY_ENV}: {error}", file=sys.stderr)
         return 2
     try:
         server = LocalGitServer(
@@ -291,6 +303,7 @@ def run_serve(args: argparse.Namespace) -> int:
             s3_endpoint=args.s3_endpoint,
             s3_region=args.s3_region,
             s3_pending_max_age=args.s3_pending_max_age,
+            signing_key=signing_key,
         ).start()
     except ServerError as error:
         print(f"lfsrepo serve: {error}", file=sys.stderr)

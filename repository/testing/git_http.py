@@ -133,7 +133,7 @@ class GitHttpApp:
         return status, headers, _stream_output(proc, stdout, feeder, injector)
 
 
-def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[memoryview]) -> None:
+def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[bytes]) -> None:
     assert proc.stdin is not None
     try:
         for chunk in chunks:

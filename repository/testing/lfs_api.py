@@ -329,7 +329,7 @@ class LfsApi:
 
     # -- transfers --------------------------------------------------------------------------
 
-    def _counted(self, oid: str, chunks: Iterable[memoryview]) -> Iterator[memoryview]:
+    def _counted(self, oid: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             with self._lock:
                 self._received[oid] = self._received.get(oid, 0) + len(chunk)
@@ -337,7 +337,7 @@ class LfsApi:
 
     def _upload_body(
         self, environ: Environ, oid: str, length: int | None, injector: FaultInjector
-    ) -> Iterator[memoryview]:
+    ) -> Iterator[bytes]:
         throttle = injector.throttle()
         if injector.drop_this_body():
             half = (length or 0) // 2

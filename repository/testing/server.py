@@ -95,6 +95,10 @@ class LocalGitServer:
     5 GiB and single PUTs at most 5 GiB, as S3 wants; pending multipart uploads older than
     ``s3_pending_max_age`` seconds are aborted. Needs the ``lfsrepo[s3]`` extra (boto3).
 
+    ``signing_key``: the secret (32 characters or more) that signs the URLs the server hands
+    out. Without one, a random key of this process signs them, and no other process accepts
+    them: processes serving the same repositories and bucket (WSGI workers) need the same key.
+
     A value that cannot work raises :class:`~repository.testing.InvalidArgumentError`. Public
     attributes: ``data_dir``, ``host``, ``port``, ``token``, ``storage_requests``,
     ``s3_bucket``; the parts it
@@ -126,6 +130,7 @@ class LocalGitServer:
         s3_region: str | None = None,
         s3_credentials: tuple[str, str] | None = None,
         s3_pending_max_age: float = PENDING_MAX_AGE_S,
+        signing_key: str | None = None,
     ) -> None:
         if chunk_size <= 0 or multipart_threshold < 0:
             raise InvalidArgumentError("chunk_size must be positive and multipart_threshold >= 0")
@@ -135,6 +140,7 @@ class LocalGitServer:
             )
         if not 0 <= port <= 65535:
             raise InvalidArgumentError(f"invalid port {port}: use 0 (any free port) to 65535")
+        self.auth = Auth(token, signing_key)
         self._lfs_proxy = LfsProxy(lfs_server) if lfs_server else None
         self._own_dir = data_dir is None
         if data_dir is None:
@@ -142,7 +148,6 @@ class LocalGitServer:
         self.data_dir = Path(data_dir).resolve()
         self.host, self.port, self.token = host, port, token
         self.s3_bucket = s3_bucket
-        self.auth = Auth(token)
         self.store: ObjectStore | S3Store
         try:
             self.repos = RepoStore(self.data_dir / "repos")

@@ -22,7 +22,13 @@ from repository.errors import (
 )
 from repository.git import GitRunner, classify_failure
 from repository.helpers import normalize_remote_url
-from repository.lfs import add_lfs_lines, escape_pattern, is_binary_bytes, remove_lfs_lines
+from repository.lfs import (
+    add_lfs_lines,
+    escape_pattern,
+    is_binary_bytes,
+    really_modified,
+    remove_lfs_lines,
+)
 from repository.progress import parse_progress_line
 
 names = st.text(
@@ -63,6 +69,19 @@ def test_escaped_pattern_matches_exactly_that_file(tmp_path_factory, name):
     assert fields[2] == "lfs" and fields[5] == "unspecified", (name, output)
     assert remove_lfs_lines(gitattributes, [name]) == [name]
     assert Path(gitattributes).read_text() == ""
+
+
+def test_more_paths_than_one_command_line_holds_are_asked_about_in_batches(tmp_path):
+    runner = GitRunner(tmp_path)
+    runner.run(["init", "-q"])
+    (tmp_path / "real.bin").write_bytes(b"one")
+    runner.run(["add", "real.bin"])
+    runner.run(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one"])
+    (tmp_path / "real.bin").write_bytes(b"two")
+    # 4 MB of paths: twice what Linux lets one command line carry in all.
+    made_up = [f"{'d' * 200}/{n:06d}.bin" for n in range(20_000)]
+    assert really_modified(runner, [*made_up, "real.bin"]) == {"real.bin"}
+    assert really_modified(runner, []) == set()
 
 
 def test_escape_anchors_at_the_root():
