@@ -327,18 +327,20 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> 
         process.wait()
 
 
-def argv_batches(items: Sequence[str], max_bytes: int = ARGV_BATCH_BYTES) -> Iterator[list[str]]:
-    """``items`` in consecutive batches of at most ``max_bytes`` (but at least one item each), so
-    that any number of paths can be given to git on command lines the system accepts.
+def argv_batches(items: Sequence[str], max_bytes: int | None = None) -> Iterator[list[str]]:
+    """``items`` in consecutive batches of at most ``max_bytes`` (default
+    :data:`ARGV_BATCH_BYTES`; but at least one item each), so that any number of paths can be
+    given to git on command lines the system accepts.
 
     Example:
         >>> list(argv_batches(["aa", "bb", "c"], 4))
         [['aa', 'bb'], ['c']]
     """
+    limit = ARGV_BATCH_BYTES if max_bytes is None else max_bytes
     batch: list[str] = []
     size = 0
     for item in items:
-        if batch and size + len(item) > max_bytes:
+        if batch and size + len(item) > limit:
             yield batch
             batch, size = [], 0
         batch.append(item)

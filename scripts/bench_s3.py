@@ -8,6 +8,8 @@ steps alternates from round to round), a fresh file of random bytes is written a
   part size and the same concurrency as the agent (8, git-lfs's concurrenttransfers);
 - pushed with ``git push`` through git-lfs and the agent into the server: presigned part PUTs,
   then the completion, which has the server read the object back to check its sha256.
+Nothing is deleted from the bucket until the end: deleted objects leave garbage that SeaweedFS
+compacts in the background (vacuum), at times that fall in one step or the other.
 Before each timed step the page cache is flushed (``sync``, untimed) and the machine left idle for
 a few seconds: otherwise the step that runs second pays for the first one's writeback (SeaweedFS
 writes what it receives, and the kernel flushes it 30 s later, in the middle of the next step).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -70,9 +73,7 @@ def boto3_upload(s3: SeaweedFS, path: Path, key: str) -> float:
     )
     start = time.perf_counter()
     client.upload_file(str(path), s3.bucket, key, Config=config)
-    elapsed = time.perf_counter() - start
-    client.delete_object(Bucket=s3.bucket, Key=key)
-    return elapsed
+    return time.perf_counter() - start
 
 
 def agent_push(server: LocalGitServer, clone: Path, log: Path) -> dict[str, Any]:
@@ -175,6 +176,7 @@ def main() -> int:
                             flush=True,
                         )
                     path.unlink()
+                    shutil.rmtree(clone / ".git" / "lfs" / "objects")  # pushed: only disk space
                 boto3_s = statistics.median(results["boto3"])
                 agent_s = statistics.median(results["agent"])
                 transfer_s = statistics.median(results["transfer"])

@@ -310,7 +310,7 @@ def test_the_checks_read_only_the_folder_added_to(remote_repo, tmp_path, monkeyp
 def test_a_new_folder_is_a_new_entry_of_its_parent(
     git_server, remote_repo, tmp_path, monkeypatch, argv_bytes
 ):
-    monkeypatch.setattr("repository.limits._ARGV_BYTES", argv_bytes)
+    monkeypatch.setattr("repository.git.ARGV_BATCH_BYTES", argv_bytes)
     seed = {f"r{i}": b"r" for i in range(1, 5)} | {"a/b/1": b"1", "a/b/2": b"2"}
     url = git_server.create_repo(f"{remote_repo.name}-seeded", files=seed)
     clone = tmp_path / "clone"
