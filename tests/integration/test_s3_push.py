@@ -17,7 +17,7 @@ import pytest
 from lfs_agent import enable_largefiles
 from repository.testing import LocalGitServer, s3_storage
 from repository.testing import server as server_module
-from tests.support.agent import INIT, agent_clone, commit, run_agent_as_git_lfs
+from tests.support.agent import INIT, agent_clone, commit, run_agent_as_git_lfs, server_sha256
 from tests.support.git import git
 from tests.support.s3_proxy import S3Request, StrictS3Proxy
 
@@ -47,17 +47,6 @@ def clone(server, proxy, tmp_path, request):
     return agent_clone(server, tmp_path, request.node.name)
 
 
-def stored_sha256(server: LocalGitServer, oid: str) -> str | None:
-    stream = server.open_lfs_object(oid)
-    if stream is None:
-        return None
-    digest = hashlib.sha256()
-    with stream:
-        while block := stream.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def assert_clean_presigned_requests(requests: list[S3Request]) -> None:
     """What AWS requires of a presigned request, checked on each one a client sent."""
     assert requests
@@ -80,7 +69,7 @@ def test_push_and_clone_multipart_objects_through_s3(server, proxy, clone, tmp_p
     oids = commit(clone, sizes)
     git(clone, "push", "-q", "origin", "main")
     for name, oid in oids.items():
-        assert stored_sha256(server, oid) == oid, name
+        assert server_sha256(server, oid) == oid, name
         assert server.lfs_object_size(oid) == sizes[name]
     pushed = proxy.presigned()
     assert_clean_presigned_requests(pushed)
@@ -123,7 +112,7 @@ def test_git_lfs_without_the_agent_pushes_basic_puts_to_s3(server, proxy, tmp_pa
     oids = commit(clone, {"a.bin": 6 * MiB, "b.bin": 10})
     git(clone, "push", "-q", "origin", "main")
     for oid in oids.values():
-        assert stored_sha256(server, oid) == oid
+        assert server_sha256(server, oid) == oid
     assert_clean_presigned_requests(proxy.presigned())
 
 
@@ -135,7 +124,7 @@ def test_agent_sends_no_netrc_credentials_to_presigned_urls(server, proxy, clone
     netrc.chmod(0o600)
     oid = commit(clone, {"netrc.bin": 2 * CHUNK})["netrc.bin"]
     git(clone, "push", "-q", "origin", "main", env={"NETRC": str(netrc)})
-    assert stored_sha256(server, oid) == oid
+    assert server_sha256(server, oid) == oid
     assert_clean_presigned_requests(proxy.presigned())
 
 
@@ -164,14 +153,14 @@ def test_a_killed_push_resumes_sending_only_the_missing_parts(server, proxy, clo
     journalled = {int(n) for n in json.loads(journal.read_text())["etags"]}
     first = {r.query["uploadId"] for r in finished_parts(proxy)}
     assert len(journalled) >= 2 and len(first) == 1
-    assert stored_sha256(server, oid) is None
+    assert server_sha256(server, oid) is None
 
     proxy.clear()
     git(clone, "push", "-q", "origin", "main")
     resent = [r for r in proxy.presigned() if r.part_number is not None]
     assert {r.query["uploadId"] for r in resent} == first  # the same upload, resumed
     assert sorted(r.part_number for r in resent) == sorted(set(range(1, 9)) - journalled)
-    assert stored_sha256(server, oid) == oid
+    assert server_sha256(server, oid) == oid
     assert not journal.exists()
 
 
@@ -214,7 +203,7 @@ def test_an_expired_part_url_is_reported_as_expiry_saying_what_to_do(seaweedfs, 
     assert "X-Amz-Signature" not in error["message"]
     # What it says to do works: a push asks for fresh URLs.
     git(clone, "push", "-q", "origin", "main")
-    assert stored_sha256(server, oid) == oid
+    assert server_sha256(server, oid) == oid
 
 
 def test_a_part_under_5_mib_is_refused_by_s3_and_reported(seaweedfs, tmp_path, monkeypatch):

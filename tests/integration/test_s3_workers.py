@@ -23,6 +23,7 @@ import requests
 from repository import Repository
 from repository.errors import AuthenticationError, GitCommandError
 from repository.testing import LocalGitServer
+from tests.support.agent import server_sha256
 
 MiB = 1024**2
 STOP_TIMEOUT_S = 15.0
@@ -31,6 +32,7 @@ TOKEN = "team-" + secrets.token_hex(8)
 APP = """\
 import os
 from repository.testing import LocalGitServer
+from tests.support.agent import server_sha256
 
 server = LocalGitServer(
     os.environ["LFSREPO_TEST_DATA"],
@@ -120,17 +122,6 @@ def bucket_view(seaweedfs, data: Path) -> LocalGitServer:
     return LocalGitServer(data / "server", **seaweedfs.server_options(prefix="workers/"))
 
 
-def stored_sha256(server: LocalGitServer, oid: str) -> str | None:
-    stream = server.open_lfs_object(oid)
-    if stream is None:
-        return None
-    digest = hashlib.sha256()
-    with stream:
-        while block := stream.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @pytest.mark.timeout(240)
 def test_a_push_through_worker_processes_sharing_the_signing_key(seaweedfs, tmp_path):
     with gunicorn(seaweedfs, tmp_path, secrets.token_hex(32)) as base:
@@ -140,7 +131,7 @@ def test_a_push_through_worker_processes_sharing_the_signing_key(seaweedfs, tmp_
     view = bucket_view(seaweedfs, tmp_path)
     assert view.list_refs("team/model")["refs/heads/main"] == repo.git_head_hash()
     for name, oid in oids.items():
-        assert stored_sha256(view, oid) == oid, name
+        assert server_sha256(view, oid) == oid, name
         assert view.lfs_object_size(oid) is not None, name  # verified
 
 

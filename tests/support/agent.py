@@ -77,12 +77,14 @@ def write_blob(path: Path, size: int) -> str:
 
 
 def server_sha256(server: LocalGitServer, oid: str) -> str | None:
-    path = server.lfs_object_path(oid)
-    if path is None:
+    """The sha256 of the object ``oid`` as the server stores it (its disk or S3), None if it
+    stores none (S3: none verified)."""
+    stream = server.open_lfs_object(oid)
+    if stream is None:
         return None
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MiB):
+    with stream:
+        while block := stream.read(4 * MiB):
             digest.update(block)
     return digest.hexdigest()
 
