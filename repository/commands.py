@@ -276,11 +276,16 @@ def pending_commands() -> list[CommandInProgress]:
 
 
 def wait_for_all_commands(
-    timeout: float | None = None, announce: bool = True, stop_hint: str = "Ctrl-C"
+    timeout: float | None = None,
+    announce: bool = True,
+    stop_hint: str = "Ctrl-C",
+    time_up: str | None = None,
 ) -> bool:
     """Wait for the background commands of every clone; used at interpreter exit.
 
-    ``timeout`` bounds the whole wait, however many clones there are. Says once, on stderr, what
+    ``timeout`` bounds the whole wait, however many clones there are; ``time_up`` says why the
+    commands still running were stopped when it ends (default: "still running after <timeout>
+    s"), for a caller whose time budget began before this wait. Says once, on stderr, what
     it waits for and how far each command got. Ctrl-C (or :class:`StopWaiting`) stops waiting.
     Commands that did not finish, when it stops or the time is up, are stopped (no git process
     outlives the wait) and reported as left for the next run. Returns whether all finished.
@@ -308,7 +313,7 @@ def wait_for_all_commands(
             for queue, _ in pending
         ):
             return True
-        why = f"still running after {timeout:g} s"
+        why = time_up or f"still running after {timeout:g} s"
     except (KeyboardInterrupt, StopWaiting):
         why = "interrupted"
     stopped = [command for _, cmds in pending for command in cmds if not command.is_done]

@@ -29,7 +29,10 @@ from .staging import ATTRIBUTES_BEGIN, remove_attributes
 
 logger = logging.getLogger(__name__)
 
-# The lock files git takes at the top of its directory; refs/**/*.lock are found by a walk.
+# The lock files git takes at known places of its directory; refs/**/*.lock and the commit-graph
+# locks under objects/info are found by a walk. A stale maintenance.lock (git commit runs
+# `git maintenance run --auto`, in the foreground with gc.autoDetach=false) stops every later
+# automatic maintenance without a word.
 _TOP_LOCKS = (
     "index.lock",
     "HEAD.lock",
@@ -38,6 +41,7 @@ _TOP_LOCKS = (
     "config.lock",
     "shallow.lock",
     "packed-refs.lock",
+    os.path.join("objects", "maintenance.lock"),
 )
 # Without /proc, a leftover must be older than this to count as stale.
 STALE_WITHOUT_PROC_S = 3600
@@ -59,7 +63,8 @@ def leftovers(git_dir: str) -> list[Leftover]:
     """
     found = [Leftover(os.path.join(git_dir, name), "lock") for name in _TOP_LOCKS]
     found = [item for item in found if os.path.lexists(item.path)]
-    for root in (os.path.join(git_dir, "refs"), os.path.join(git_dir, "worktrees")):
+    walked = ("refs", "worktrees", os.path.join("objects", "info"))
+    for root in (os.path.join(git_dir, folder) for folder in walked):
         for folder, _, files in os.walk(root):
             found += [
                 Leftover(os.path.join(folder, name), "lock")

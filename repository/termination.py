@@ -102,6 +102,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if pending_commands() or _final_flushes:
         grace = grace_seconds()
         deadline = time.monotonic() + grace
+        time_up = f"still running at the end of the {grace:g} s grace period (LFSREPO_TERM_GRACE)"
         _waiting = True
         try:
             try:
@@ -109,9 +110,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
                     flush(deadline)
             except StopWaiting:
                 deadline = time.monotonic()  # stop the pushes at once
+                time_up = "interrupted by a second SIGTERM"
             wait_for_all_commands(
                 timeout=max(0.0, deadline - time.monotonic()),
                 stop_hint=f"SIGTERM: up to {grace:g} s; SIGTERM again",
+                time_up=time_up,
             )
         finally:
             _waiting = False

@@ -49,6 +49,8 @@ KILLED_COMMANDS = {
     "refs/heads/main.lock": ["git", "commit", "--allow-empty", "-qm", "killed"],
     "packed-refs.lock": ["git", "pack-refs", "--all"],
     "refs/remotes/origin/main.lock": ["git", "fetch", "origin"],
+    # What `git commit` runs after itself, in the foreground (gc.autoDetach=false).
+    "objects/maintenance.lock": ["git", "maintenance", "run", "--task=gc"],
 }
 
 

@@ -424,6 +424,7 @@ def test_sigterm_stops_a_last_push_that_outlasts_the_grace_period(tmp_path, how)
         assert waited >= 0.9, f"it waited {waited:.2f} s, not the grace period of 1 s"
         assert len(hook.times()) == 1, "the last push never started"
         assert "push" in err and "to origin main" in err, f"stderr does not name the push:\n{err}"
+        assert "at the end of the 1 s grace period" in err, f"stderr does not say why:\n{err}"
         assert "runs/metrics.jsonl" not in remote_files(server, "ns/held")
 
 
