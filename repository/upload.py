@@ -37,6 +37,7 @@ import filelock
 
 from .auth import without_credentials
 from .errors import FolderNotFoundError, GitCommandError, NothingToCommitError, RepositoryError
+from .git import GitRunner, argv_batches, split_nul
 from .helpers import commits_to_push, is_tracked_upstream
 from .limits import RepositoryLimits, refuse_oversized
 from .repo import Repository
@@ -112,6 +113,7 @@ def upload(
                 limits=limits,
             )
             _push_what_a_killed_run_committed(repo, result)
+            _drop_what_a_killed_run_placed(clone)
             size = files_per_commit or max(len(files), 1)
             message = commit_message or f"Upload {os.path.basename(local)}"
             batches = [files[start : start + size] for start in range(0, len(files), size)]
@@ -192,6 +194,32 @@ def _push_what_a_killed_run_committed(repo: Repository, result: UploadResult) ->
     if pending:
         logger.warning("Pushing what an earlier upload into %s committed", repo.local_dir)
         result.commits.append(str(repo.git_push(auto_lfs_prune=True)))
+
+
+def _drop_what_a_killed_run_placed(clone: str) -> None:
+    """Put the clone back to its last commit, so that files a killed run placed but did not
+    commit do not join the next batch's commit: the index as HEAD has it, files git does not
+    track removed (links or copies: the sources stay), changed ones checked out as HEAD has them
+    (a partial clone fetches those blobs; LFS files' are pointers). The batches place them again.
+    """
+    git = GitRunner(clone)
+    if git.run(["rev-parse", "-q", "--verify", "HEAD"], check=False).ok:
+        git.run(["reset", "-q"])
+    else:  # nothing pushed yet
+        git.run(["read-tree", "--empty"])
+    untracked = split_nul(git.run(["ls-files", "-z", "-o", "--exclude-standard"]).stdout)
+    for path in untracked:
+        os.remove(os.path.join(clone, *path.split("/")))
+    changed = split_nul(git.run(["diff-files", "-z", "--name-only"]).stdout)
+    for batch in argv_batches(changed):
+        git.run(["--literal-pathspecs", "checkout", "-q", "--", *batch])
+    if untracked or changed:
+        logger.warning(
+            "Set aside %d file(s) an earlier upload placed in %s but did not commit; they are "
+            "placed again with their batch",
+            len(untracked) + len(changed),
+            clone,
+        )
 
 
 def _commit_and_push(repo: Repository, message: str) -> str | None:

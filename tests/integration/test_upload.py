@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from repository import upload
+from repository import Repository, upload
 from repository.testing import LocalGitServer
 
 from ..support.git import git
@@ -94,6 +94,30 @@ def test_an_upload_killed_after_two_commits_resumes_and_every_file_lands_once(gi
     log = git(git_server.repo_path("ns/upload-killed"), "log", "--format=%s", "main").stdout
     assert sorted(log.split("\n")[:5]) == [f"Upload rows ({n}/5)" for n in range(1, 6)]
     assert len(log.strip().split("\n")) == 5
+
+
+def test_files_a_killed_run_placed_are_committed_with_their_own_batch(git_server, tmp_path):
+    url = git_server.create_repo("ns/upload-placed", files={"x.txt": b"old\n"})
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt", "x.txt"):
+        (folder / name).write_text(f"{name} new\n")
+    # A run killed in its second batch (c.txt, x.txt) after placing c, staging it, and placing x.
+    work = tmp_path / "w"
+    Repository(work, clone_from=url, push_only=True)
+    for name in ("c.txt", "x.txt"):
+        os.link(folder / name, work / name)
+    git(work, "add", "--sparse", "c.txt")
+
+    upload(url, folder, files_per_commit=2, work_dir=work)
+
+    repo_path = git_server.repo_path("ns/upload-placed")
+    log = git(repo_path, "log", "--format=%s", "main").stdout.splitlines()
+    assert log[:2] == ["Upload rows (2/2)", "Upload rows (1/2)"]
+    for commit, files in (("main~1", "a.txt\nb.txt"), ("main", "c.txt\nx.txt")):
+        assert git(repo_path, "show", "--format=", "--name-only", commit).stdout.strip() == files
+    assert remote_files(git_server, "ns/upload-placed")["x.txt"] == blob_shas(folder, ["x.txt"])[0]
+    assert (folder / "c.txt").read_text() == "c.txt new\n"  # the source, only unlinked in the clone
 
 
 def test_an_upload_of_what_the_repository_has_already_commits_nothing(git_server, tmp_path):
