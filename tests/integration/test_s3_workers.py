@@ -10,29 +10,27 @@ import hashlib
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from repository import Repository
 from repository.errors import AuthenticationError, GitCommandError
 from repository.testing import LocalGitServer
 from tests.support.agent import server_sha256
+from tests.support.server_process import stop, wait_for_log_line
 
 MiB = 1024**2
 STOP_TIMEOUT_S = 15.0
 START_TIMEOUT_S = 60.0
+LISTENING = r"Listening at: (http://127\.0\.0\.1:\d+)"
 TOKEN = "team-" + secrets.token_hex(8)
 APP = """\
 import os
 from repository.testing import LocalGitServer
-from tests.support.agent import server_sha256
 
 server = LocalGitServer(
     os.environ["LFSREPO_TEST_DATA"],
@@ -79,27 +77,10 @@ def gunicorn(seaweedfs, data: Path, signing_key: str | None) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        yield wait_until_serving(process, log_path)
+        # gunicorn logs "Listening at" once bound; workers may boot a little later.
+        yield wait_for_log_line(process, log_path, LISTENING, START_TIMEOUT_S).group(1)
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], log_path: Path) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log_path.read_text()
-        found = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log_path.read_text())
-        if found:
-            with contextlib.suppress(requests.ConnectionError):
-                requests.get(found.group(1) + "/none/none.git/info/refs", timeout=10)
-                return found.group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"gunicorn did not serve in {START_TIMEOUT_S} s:\n{log_path.read_text()}")
+        stop(process, STOP_TIMEOUT_S)
 
 
 def push(seaweedfs, tmp_path: Path, base: str, name: str) -> tuple[Repository, dict[str, str]]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +23,9 @@ from pathlib import Path
 import jwt
 import requests
 
-SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
+from .server_process import stop, wait_for_log_line
+
+SERVING = r"Serving on http://127\.0\.0\.1:(\d+)"
 _START_TIMEOUT_S = 30
 
 
@@ -95,16 +95,14 @@ class Giftless:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while self.port is None:
-            found = SERVING.search(self.log_text())
-            if found:
-                self.port = int(found.group(1))
-            elif self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"giftless did not start:\n{self.log_text()[-3000:]}")
-            else:
-                time.sleep(0.02)
+        try:
+            found = wait_for_log_line(
+                self._process, self.data_dir / "giftless.log", SERVING, _START_TIMEOUT_S
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        self.port = int(found.group(1))
         requests.post(
             f"{self.url}/warm/up.git/info/lfs/objects/batch",
             timeout=10,
@@ -115,13 +113,7 @@ class Giftless:
 
     def stop(self) -> None:
         if self._process is not None:
-            if self._process.poll() is None:
-                os.kill(self._process.pid, signal.SIGTERM)
-                try:
-                    self._process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.kill(self._process.pid, signal.SIGKILL)
-                    self._process.wait()
+            stop(self._process)
             self._process = None
             self._log.close()
 
